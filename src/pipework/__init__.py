@@ -1,0 +1,31 @@
+"""pipework: streaming pipelines that mix async I/O with CPU-heavy work in process pools.
+
+This module is the whole public API. Everything here is re-exported from a
+private module by name (``from ._x import Y as Y``) so that readers, type
+checkers and ``pyright --verifytypes`` see one flat, deliberate surface;
+anything not listed here is an implementation detail that may change.
+"""
+
+from ._errors import PipeworkError as PipeworkError
+from ._errors import RemoteError as RemoteError
+from ._errors import RemoteTraceback as RemoteTraceback
+from ._errors import UnpicklableError as UnpicklableError
+from ._map import map as map  # noqa: A004 - pipework.map is the name users expect
+from ._pipeline import Pipeline as Pipeline
+from ._report import Report as Report
+from ._report import StageReport as StageReport
+from ._stream import Stream as Stream
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Pipeline",
+    "PipeworkError",
+    "RemoteError",
+    "RemoteTraceback",
+    "Report",
+    "StageReport",
+    "Stream",
+    "UnpicklableError",
+    "map",
+]

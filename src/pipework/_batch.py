@@ -1,0 +1,41 @@
+"""The unit that moves through channels: a run of items with their source positions.
+
+Channels carry batches rather than single items so that the event loop pays
+its per-message cost once per batch. Each item keeps the index it had in the
+source, so that a failure deep in the pipeline can still name the item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Batch(Generic[T]):
+    """Items, and the source index of each.
+
+    ``index`` is a ``range`` when the positions are contiguous, which is the
+    common case and costs nothing to build or to slice.
+    """
+
+    __slots__ = ("index", "items")
+
+    def __init__(self, index: Sequence[int], items: list[T]) -> None:
+        """Pair ``items`` with their source positions; both have the same length."""
+        self.index = index
+        self.items = items
+
+    def __len__(self) -> int:
+        """Return the number of items."""
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        """Show the size and first position, not the items, which may be large."""
+        first = self.index[0] if self.items else None
+        return f"Batch(len={len(self.items)}, first={first})"
+
+    def slice(self, start: int, stop: int) -> Batch[T]:
+        """Return the items from ``start`` to ``stop`` as a new batch."""
+        return Batch(self.index[start:stop], self.items[start:stop])

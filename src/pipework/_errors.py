@@ -1,0 +1,102 @@
+"""Errors raised by pipework, and how a failure is tied to its stage and item.
+
+pipework's own exceptions form a small tree::
+
+    PipeworkError
+    ├── UnpicklableError (also a TypeError)
+    │     a function, item or result could not be pickled for a worker process
+    └── RemoteError
+          a worker raised an exception that could not travel back as itself
+
+A user function's own exception is never wrapped. ``run()`` raises the very
+exception the function raised, of the same type. When it was raised in a
+worker process, its ``__cause__`` is a `RemoteTraceback` holding the worker's
+traceback. Either way a note (``add_note``) names the stage and the item's
+index in the source, so a failure in a stream of millions points at one item.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from typing import Any
+
+__all__ = ["PipeworkError", "RemoteError", "RemoteTraceback", "UnpicklableError", "annotate"]
+
+_short = reprlib.Repr()
+_short.maxstring = 60
+_short.maxother = 60
+_short.maxlist = 4
+
+
+class PipeworkError(Exception):
+    """Base of the exceptions that pipework itself raises."""
+
+
+class UnpicklableError(PipeworkError, TypeError):
+    """A function, an item or a result could not be pickled to cross a process boundary.
+
+    The message names the stage, and the item when there is one; ``__cause__``
+    is pickle's own error. Functions travel with cloudpickle, so lambdas and
+    closures work; this error means something they hold cannot travel, such
+    as a lock, an open file or a socket.
+    """
+
+
+class RemoteError(PipeworkError):
+    """A worker process raised an exception that could not be sent back as itself.
+
+    Some exceptions cannot be pickled (they hold a lock, or their ``__init__``
+    takes arguments that ``args`` does not hold). Rather than lose the failure,
+    the worker sends this instead, with the original type's name and message.
+    The worker's traceback is the ``__cause__``, as for any remote failure.
+
+    :ivar type_name: the qualified name of the exception the worker raised
+    """
+
+    def __init__(self, type_name: str, message: str) -> None:
+        """Record the original exception's type name and message."""
+        super().__init__(type_name, message)
+        self.type_name = type_name
+        self.message = message
+
+    def __str__(self) -> str:
+        """Read as the original exception would have."""
+        return f"{self.type_name}: {self.message}"
+
+
+class RemoteTraceback(Exception):  # noqa: N818 - it is a traceback, shown as a cause, not an error
+    """The traceback of an exception raised in a worker process.
+
+    It is attached as the ``__cause__`` of the re-raised exception, so that
+    Python prints the worker's frames above the parent's.
+    """
+
+    def __init__(self, text: str) -> None:
+        """Hold the formatted traceback text."""
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        """Show the traceback as Python would have printed it in the worker."""
+        return f'\n"""\n{self.text}"""'
+
+
+def describe_item(item: Any) -> str:
+    """Return a short, safe repr of an item for an error message."""
+    try:
+        return _short.repr(item)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
+        return f"<{type(item).__qualname__} with a failing __repr__>"
+
+
+def annotate(exc: BaseException, stage: str, index: int | None, item: Any = None) -> BaseException:
+    """Add a note to ``exc`` naming the stage and the failed item, and return it.
+
+    ``index`` is the item's position in the source. ``None`` means the failure
+    was not tied to one item (a source that raised, a worker that died).
+    """
+    if index is None:
+        exc.add_note(f"pipework: in stage {stage}")
+    else:
+        exc.add_note(f"pipework: in stage {stage}, on item {index}: {describe_item(item)}")
+    return exc

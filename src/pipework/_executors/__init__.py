@@ -1,0 +1,10 @@
+"""Backends that run a stage's chunks: the pools pipework starts, or an executor the user passes.
+
+Stages see only the `Backend` protocol, so that a distributed engine can
+later serve process stages without a special case in any stage.
+"""
+
+from ._base import Backend as Backend
+from ._payload import pickle_payload as pickle_payload
+from ._pool import default_workers as default_workers
+from ._pool import open_backend as open_backend

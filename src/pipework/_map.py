@@ -1,0 +1,66 @@
+"""``await pipework.map(fn, items)``: the parallel list comprehension, for async code."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from typing import Any, Literal, TypeVar, overload
+
+from ._pipeline import Pipeline
+from ._specs import On, is_async_callable
+
+T = TypeVar("T")
+U = TypeVar("U")
+S = TypeVar("S")
+
+
+@overload
+async def map(
+    fn: Callable[[T], Awaitable[U]],
+    items: Iterable[T] | AsyncIterable[T],
+    *,
+    concurrency: int | None = None,
+) -> list[U]: ...
+@overload
+async def map(
+    fn: Callable[[T], U],
+    items: Iterable[T] | AsyncIterable[T],
+    *,
+    on: Literal["thread", "process"] | On = None,
+    workers: int | None = None,
+    chunksize: int | None = None,
+) -> list[U]: ...
+@overload
+async def map(
+    fn: Callable[[S, T], U],
+    items: Iterable[T] | AsyncIterable[T],
+    *,
+    setup: Callable[[], S],
+    on: Literal["thread", "process"] | On = None,
+    workers: int | None = None,
+    chunksize: int | None = None,
+) -> list[U]: ...
+async def map(fn: Callable[..., Any], items: Any, *, on: On = None, **options: Any) -> list[Any]:
+    """Apply ``fn`` to every item in parallel and return the results in input order.
+
+    It replaces ``Pool(n).map(f, xs)``, ``ProcessPoolExecutor().map`` and
+    ``joblib.Parallel``, inside async code. A plain function runs on worker
+    processes unless ``on`` says otherwise, ``workers`` of them (the core
+    count by default), in chunks sized from measured run times. An async
+    function runs on the event loop, ``concurrency`` calls at once.
+    Lambdas and closures work, because functions travel with cloudpickle.
+
+    Example::
+
+        squares = await pipework.map(lambda x: x * x, range(1000))
+        pages = await pipework.map(fetch, urls, concurrency=20)
+        same = await pipework.map(blocking_io, paths, on="thread")
+
+    :raises: the first exception ``fn`` raised, as itself, with a note naming the item
+    """
+    if on is None and not is_async_callable(fn):
+        on = "process"
+    if on is not None:
+        options["on"] = on
+    pipeline: Pipeline[Any] = Pipeline(items).map(fn, **options)
+    async with pipeline.stream() as outputs:
+        return [out async for out in outputs]

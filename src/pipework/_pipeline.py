@@ -1,0 +1,321 @@
+"""The typed, immutable pipeline builder."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from typing import Any, Generic, Never, TypeVar, overload
+
+from ._graph import Graph
+from ._ops import Op
+from ._report import Report
+from ._run import execute
+from ._specs import DEFAULT_BUFFER, On, batch_spec, map_spec, sink_spec, source_spec
+from ._stream import Stream
+
+T_co = TypeVar("T_co", covariant=True)
+U = TypeVar("U")
+S = TypeVar("S")
+
+
+class Pipeline(Generic[T_co]):
+    """A pipeline of stages joined by bounded channels. Building it runs nothing.
+
+    Each method returns a new pipeline with one more stage, typed by what the
+    stage produces, so ``Pipeline(range(3)).map(str)`` is a ``Pipeline[str]``.
+
+    Where a stage's function runs follows from the function and one word:
+
+    - an ``async def`` function runs on the event loop, ``concurrency`` calls at once;
+    - ``on="thread"`` runs a blocking function on ``workers`` threads;
+    - ``on="process"`` runs a CPU-heavy function on ``workers`` processes
+      (the core count by default), in chunks, pickled with cloudpickle so
+      lambdas and closures work;
+    - ``on=executor`` runs it on any ``concurrent.futures.Executor`` you own;
+    - with none of these, a plain function runs inline on the event loop,
+      which suits cheap transforms such as ``str``.
+
+    ``setup=`` is called once per worker and its result is passed as the
+    function's first argument, ``fn(state, item)``: load a model once, not
+    once per item.
+
+    Example::
+
+        async def fetch(url: str) -> bytes: ...
+        def parse(page: bytes) -> Record: ...
+
+        report = await (
+            Pipeline(urls)
+            .map(fetch, concurrency=32)
+            .map(parse, on="process")
+            .sink(save)
+            .run()
+        )
+
+    :param source: an iterable, an async iterable or an async generator
+    :param buffer: how many items the channel after the source holds
+    :param name: the source's name in reports and errors
+    """
+
+    __slots__ = ("_graph",)
+
+    def __init__(
+        self,
+        source: Iterable[T_co] | AsyncIterable[T_co],
+        *,
+        buffer: int = DEFAULT_BUFFER,
+        name: str = "source",
+    ) -> None:
+        """Start a pipeline that reads ``source``; see the class docstring."""
+        self._graph = Graph.from_source(source_spec(source, name=name, buffer=buffer))
+
+    @classmethod
+    def _of(cls, graph: Graph) -> Pipeline[Any]:
+        pipeline: Pipeline[Any] = object.__new__(cls)
+        pipeline._graph = graph  # noqa: SLF001 - the one other way to make a pipeline
+        return pipeline
+
+    def __repr__(self) -> str:
+        """List the stages."""
+        return "Pipeline(" + " -> ".join(node.label for node in self._graph.nodes) + ")"
+
+    # map ---------------------------------------------------------------
+
+    @overload
+    def map(
+        self,
+        fn: Callable[[T_co], Awaitable[U]],
+        *,
+        concurrency: int | None = None,
+        ordered: bool = True,
+        buffer: int = DEFAULT_BUFFER,
+        name: str | None = None,
+    ) -> Pipeline[U]: ...
+    @overload
+    def map(
+        self,
+        fn: Callable[[S, T_co], Awaitable[U]],
+        *,
+        setup: Callable[[], S],
+        concurrency: int | None = None,
+        ordered: bool = True,
+        buffer: int = DEFAULT_BUFFER,
+        name: str | None = None,
+    ) -> Pipeline[U]: ...
+    @overload
+    def map(
+        self,
+        fn: Callable[[T_co], U],
+        *,
+        on: On = None,
+        workers: int | None = None,
+        chunksize: int | None = None,
+        ordered: bool = True,
+        buffer: int = DEFAULT_BUFFER,
+        name: str | None = None,
+    ) -> Pipeline[U]: ...
+    @overload
+    def map(
+        self,
+        fn: Callable[[S, T_co], U],
+        *,
+        setup: Callable[[], S],
+        on: On = None,
+        workers: int | None = None,
+        chunksize: int | None = None,
+        ordered: bool = True,
+        buffer: int = DEFAULT_BUFFER,
+        name: str | None = None,
+    ) -> Pipeline[U]: ...
+    def map(self, fn: Callable[..., Any], **options: Any) -> Pipeline[Any]:
+        """Apply ``fn`` to every item.
+
+        Example::
+
+            Pipeline(paths).map(load_image, on="thread").map(embed, on="process", setup=load_model)
+
+        :param on: ``"thread"``, ``"process"`` or an executor; leave it out for
+            an async function or a cheap inline one
+        :param workers: threads or processes (thread and process stages)
+        :param concurrency: calls in flight (async stages; 16 by default)
+        :param setup: called once per worker; its result is passed first to ``fn``
+        :param chunksize: items per call to a worker; adaptive by default
+        :param ordered: keep input order (the default), or emit results as they finish
+        :param buffer: how many items the channel after this stage holds
+        :param name: the stage's name in reports and errors
+        :raises TypeError, ValueError: at once, for settings that cannot work
+        :raises UnpicklableError: at once, if a process stage's function cannot be pickled
+        """
+        return self._then("map", fn, options)
+
+    # filter ------------------------------------------------------------
+
+    @overload
+    def filter(
+        self,
+        predicate: Callable[[T_co], object],
+        *,
+        on: On = None,
+        workers: int | None = None,
+        concurrency: int | None = None,
+        chunksize: int | None = None,
+        ordered: bool = True,
+        buffer: int = DEFAULT_BUFFER,
+        name: str | None = None,
+    ) -> Pipeline[T_co]: ...
+    @overload
+    def filter(
+        self,
+        predicate: Callable[[S, T_co], object],
+        *,
+        setup: Callable[[], S],
+        on: On = None,
+        workers: int | None = None,
+        concurrency: int | None = None,
+        chunksize: int | None = None,
+        ordered: bool = True,
+        buffer: int = DEFAULT_BUFFER,
+        name: str | None = None,
+    ) -> Pipeline[T_co]: ...
+    def filter(self, predicate: Callable[..., Any], **options: Any) -> Pipeline[Any]:
+        """Keep the items for which ``predicate`` is true; it may be async.
+
+        It takes the same options as `map`. A process stage sends back only a
+        flag per item, not the item.
+
+        Example::
+
+            Pipeline(rows).filter(lambda row: row["score"] > 0.5)
+        """
+        return self._then("filter", predicate, options)
+
+    # flat_map ----------------------------------------------------------
+
+    @overload
+    def flat_map(
+        self,
+        fn: Callable[[T_co], Awaitable[Iterable[U]]],
+        *,
+        concurrency: int | None = None,
+        ordered: bool = True,
+        buffer: int = DEFAULT_BUFFER,
+        name: str | None = None,
+    ) -> Pipeline[U]: ...
+    @overload
+    def flat_map(
+        self,
+        fn: Callable[[T_co], Iterable[U]],
+        *,
+        on: On = None,
+        workers: int | None = None,
+        chunksize: int | None = None,
+        ordered: bool = True,
+        buffer: int = DEFAULT_BUFFER,
+        name: str | None = None,
+    ) -> Pipeline[U]: ...
+    @overload
+    def flat_map(
+        self,
+        fn: Callable[[S, T_co], Iterable[U]],
+        *,
+        setup: Callable[[], S],
+        on: On = None,
+        workers: int | None = None,
+        chunksize: int | None = None,
+        ordered: bool = True,
+        buffer: int = DEFAULT_BUFFER,
+        name: str | None = None,
+    ) -> Pipeline[U]: ...
+    def flat_map(self, fn: Callable[..., Any], **options: Any) -> Pipeline[Any]:
+        """Replace each item with the items of the iterable ``fn`` returns.
+
+        It takes the same options as `map`. In a process stage the iterable is
+        made a list in the worker, because a generator cannot travel.
+
+        Example::
+
+            Pipeline(documents).flat_map(split_sentences)
+        """
+        return self._then("flat_map", fn, options)
+
+    # batch and sink ----------------------------------------------------
+
+    def batch(
+        self,
+        size: int,
+        *,
+        max_wait: float | None = None,
+        buffer: int = DEFAULT_BUFFER,
+        name: str | None = None,
+    ) -> Pipeline[list[T_co]]:
+        """Group items into lists of ``size``, or fewer once the oldest has waited ``max_wait`` seconds.
+
+        The last list may be short. ``max_wait=0`` groups whatever has
+        arrived, without waiting for more: the batching of a server under load.
+
+        Example::
+
+            Pipeline(requests).batch(32, max_wait=0.01).map(predict, on="process")
+        """
+        spec = batch_spec(size, index=len(self._graph.nodes), max_wait=max_wait, buffer=buffer, name=name)
+        return Pipeline._of(self._graph.then(spec))
+
+    def sink(self, fn: Callable[[T_co], object], *, name: str | None = None) -> Pipeline[Never]:
+        """End the pipeline by calling ``fn`` on each item in order; it may be async.
+
+        Example::
+
+            await Pipeline(rows).map(clean).sink(database.insert).run()
+        """
+        return Pipeline._of(self._graph.then(sink_spec(fn, name=name)))
+
+    # running -----------------------------------------------------------
+
+    async def run(self) -> Report:
+        """Run the pipeline to the end of its source, and return its report.
+
+        Outputs of a pipeline with no sink are counted and dropped. The first
+        failure in any stage cancels the others; once every stage has stopped
+        and every worker process has exited, it is raised as itself, with a
+        note naming the stage and the item's index.
+
+        Example::
+
+            report = await Pipeline(range(1000)).map(work, on="process").run()
+            print(report)
+        """
+        return await execute(self._graph)
+
+    def stream(self) -> Stream[T_co]:
+        """Return the outputs as an async iterator that runs the pipeline as it is read.
+
+        Example::
+
+            async with Pipeline(urls).map(fetch).stream() as pages:
+                async for page in pages:
+                    print(len(page))
+        """
+        return Stream(self._graph)
+
+    def __aiter__(self) -> Stream[T_co]:
+        """Iterate over the outputs: ``async for out in pipeline`` is ``pipeline.stream()``."""
+        return self.stream()
+
+    def _then(self, op: Op, fn: Callable[..., Any], options: dict[str, Any]) -> Pipeline[Any]:
+        known = {"on", "workers", "concurrency", "setup", "ordered", "buffer", "chunksize", "name"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"{op}() got unexpected keyword arguments: {', '.join(unknown)}")
+        spec = map_spec(
+            op,
+            fn,
+            index=len(self._graph.nodes),
+            on=options.get("on"),
+            workers=options.get("workers"),
+            concurrency=options.get("concurrency"),
+            setup=options.get("setup"),
+            ordered=options.get("ordered", True),
+            buffer=options.get("buffer", DEFAULT_BUFFER),
+            chunksize=options.get("chunksize"),
+            name=options.get("name"),
+        )
+        return Pipeline._of(self._graph.then(spec))

@@ -1,0 +1,265 @@
+"""What each stage is, checked when the pipeline is built.
+
+A spec is a frozen description; building runs nothing. Every check that can
+be made without running happens here, so configuration that cannot work
+fails at the line that wrote it, not minutes into a run.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import AsyncIterable, Callable, Iterable
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from typing import Any, Literal, TypeAlias
+
+from ._executors import pickle_payload
+from ._ops import Op
+
+On: TypeAlias = Literal["thread", "process"] | Executor | None
+Mode = Literal["inline", "async", "thread", "process", "executor"]
+
+DEFAULT_BUFFER = 128
+"""Items a channel holds by default.
+
+Enough that batches amortise the event loop's cost per message; small enough
+that a stream of megabyte-sized items stays within a few hundred megabytes
+per channel. Lower it for large items, raise it for tiny ones.
+"""
+
+DEFAULT_CONCURRENCY = 16
+"""Calls an async stage keeps in flight by default."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """Where items come from."""
+
+    source: Iterable[Any] | AsyncIterable[Any]
+    name: str
+    buffer: int
+
+    @property
+    def kind(self) -> str:
+        """Describe the stage for reports and errors."""
+        return "source"
+
+
+@dataclass(frozen=True, slots=True)
+class MapSpec:
+    """A map, filter or flat_map, and where its function runs."""
+
+    op: Op
+    fn: Callable[..., Any]
+    name: str
+    mode: Mode
+    on: On
+    workers: int | None
+    concurrency: int
+    setup: Callable[[], Any] | None
+    ordered: bool
+    buffer: int
+    chunksize: int | None
+    # The function and setup, pickled once at build time for process stages,
+    # which both proves they can travel and saves pickling them per run.
+    payload: bytes | None
+
+    @property
+    def kind(self) -> str:
+        """Describe the stage for reports and errors, such as ``process map``."""
+        return f"{self.mode} {self.op}"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSpec:
+    """Groups items into lists by size and by the oldest item's wait."""
+
+    size: int
+    max_wait: float | None
+    name: str
+    buffer: int
+
+    @property
+    def kind(self) -> str:
+        """Describe the stage for reports and errors."""
+        return "batch"
+
+
+@dataclass(frozen=True, slots=True)
+class SinkSpec:
+    """Consumes every item, in order; the end of a pipeline."""
+
+    fn: Callable[[Any], Any]
+    name: str
+    is_async: bool
+
+    @property
+    def kind(self) -> str:
+        """Describe the stage for reports and errors."""
+        return "sink"
+
+
+StageSpec: TypeAlias = SourceSpec | MapSpec | BatchSpec | SinkSpec
+
+
+def label(index: int, spec: StageSpec) -> str:
+    """Name a stage in messages: its position, name and kind, e.g. ``#2 'parse' (process map)``."""
+    return f"#{index} {spec.name!r} ({spec.kind})"
+
+
+def source_spec(source: object, *, name: str, buffer: int) -> SourceSpec:
+    """Check a pipeline's source."""
+    if inspect.iscoroutine(source):
+        source.close()
+        raise TypeError(
+            "Pipeline() got a coroutine; pass an iterable, an async iterable "
+            "or an async generator, not the result of calling an async def function"
+        )
+    if inspect.isasyncgenfunction(source) or inspect.isgeneratorfunction(source):
+        raise TypeError(
+            f"Pipeline() got the generator function {_callable_name(source)!r}; call it to pass its generator"
+        )
+    if not isinstance(source, Iterable | AsyncIterable):
+        raise TypeError(
+            f"Pipeline() needs an iterable or an async iterable, not {type(source).__qualname__}"
+        )
+    return SourceSpec(source, name=_name(name, "name"), buffer=_count("buffer", buffer))
+
+
+def map_spec(
+    op: Op,
+    fn: object,
+    *,
+    index: int,
+    on: object,
+    workers: object,
+    concurrency: object,
+    setup: object,
+    ordered: object,
+    buffer: object,
+    chunksize: object,
+    name: object,
+) -> MapSpec:
+    """Check a map, filter or flat_map stage and decide where its function runs."""
+    if not callable(fn):
+        raise TypeError(f"{op}() needs a callable, not {type(fn).__qualname__}")
+    stage_name = _callable_name(fn) if name is None else _name(name, "name")
+    where = f"stage #{index} {stage_name!r}"
+    if setup is not None and not callable(setup):
+        raise TypeError(f"{where}: setup= must be a callable that takes no arguments")
+    if not isinstance(ordered, bool):
+        raise TypeError(f"{where}: ordered= must be True or False, not {ordered!r}")
+    mode = _mode(fn, on, where)
+    if mode == "async" or mode == "inline":
+        if workers is not None:
+            raise TypeError(
+                f"{where}: workers= is for thread and process stages; "
+                + ("use concurrency= for an async function" if mode == "async"
+                   else "pass on='thread' or on='process' to run on workers")
+            )
+        if chunksize is not None:
+            raise TypeError(f"{where}: chunksize= is for thread and process stages")
+    if mode != "async" and concurrency is not None:
+        raise TypeError(
+            f"{where}: concurrency= is for async functions; use workers= with on='thread' or 'process'"
+        )
+    spec = MapSpec(
+        op=op,
+        fn=fn,
+        name=stage_name,
+        mode=mode,
+        on=on,  # type: ignore[arg-type]  # checked by _mode
+        workers=_count("workers", workers, where, optional=True),
+        concurrency=_count("concurrency", DEFAULT_CONCURRENCY if concurrency is None else concurrency, where),
+        setup=setup,  # type: ignore[arg-type]  # checked above
+        ordered=ordered,
+        buffer=_count("buffer", buffer, where),
+        chunksize=_count("chunksize", chunksize, where, optional=True),
+        payload=None,
+    )
+    if mode == "process":
+        payload = pickle_payload(spec.fn, spec.setup, label(index, spec))
+        spec = replace(spec, payload=payload)
+    return spec
+
+
+def batch_spec(size: object, *, index: int, max_wait: object, buffer: object, name: object) -> BatchSpec:
+    """Check a batch stage."""
+    where = f"stage #{index} 'batch'"
+    if max_wait is not None:
+        if isinstance(max_wait, bool) or not isinstance(max_wait, int | float):
+            raise TypeError(f"{where}: max_wait= must be a number of seconds or None")
+        if math.isnan(max_wait) or max_wait < 0:
+            raise ValueError(f"{where}: max_wait= must be zero or more seconds, not {max_wait}")
+    return BatchSpec(
+        size=_count("size", size, where),
+        max_wait=None if max_wait is None else float(max_wait),
+        name="batch" if name is None else _name(name, "name"),
+        buffer=_count("buffer", buffer, where),
+    )
+
+
+def sink_spec(fn: object, *, name: object) -> SinkSpec:
+    """Check a sink."""
+    if not callable(fn):
+        raise TypeError(f"sink() needs a callable, not {type(fn).__qualname__}")
+    return SinkSpec(
+        fn=fn,
+        name=_callable_name(fn) if name is None else _name(name, "name"),
+        is_async=is_async_callable(fn),
+    )
+
+
+def is_async_callable(fn: object) -> bool:
+    """Whether calling ``fn`` returns a coroutine: an async def function, partial or object."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async def
+    )
+
+
+def _mode(fn: object, on: object, where: str) -> Mode:
+    if is_async_callable(fn):
+        if on is not None:
+            raise TypeError(
+                f"{where}: an async def function runs on the event loop; "
+                f"on={on!r} is for sync functions"
+            )
+        return "async"
+    if on is None:
+        return "inline"
+    if isinstance(on, Executor):
+        return "executor"
+    if isinstance(on, str):
+        if on in ("thread", "process"):
+            return on  # type: ignore[return-value]  # narrowed by the test above
+        raise ValueError(f"{where}: on= must be 'thread', 'process' or an Executor, not {on!r}")
+    raise TypeError(
+        f"{where}: on= must be 'thread', 'process' or a concurrent.futures.Executor, "
+        f"not {type(on).__qualname__}"
+    )
+
+
+def _count(what: str, value: object, where: str = "Pipeline()", *, optional: bool = False) -> Any:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{where}: {what}= must be a whole number, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{where}: {what}= must be at least 1, not {value}")
+    return value
+
+
+def _name(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{what}= must be a non-empty string, not {value!r}")
+    return value
+
+
+def _callable_name(fn: object) -> str:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return str(getattr(fn, "__name__", None) or type(fn).__name__)

@@ -1,0 +1,53 @@
+"""One module per kind of stage; `run_node` starts the right one for a node of the graph."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._channel import Channel
+from .._graph import Node
+from .._report import StageStats
+from .._specs import BatchSpec, MapSpec, SinkSpec, SourceSpec
+from ._async import run_async
+from ._batch import run_batch
+from ._ends import run_sink, run_source
+from ._inline import run_inline
+from ._pooled import run_pooled
+
+
+async def run_node(
+    node: Node, inp: Channel[Any] | None, out: Channel[Any] | None, stats: StageStats
+) -> None:
+    """Run one stage from its input channel to its output channel.
+
+    The output is closed however the stage ends, so the end of the stream, or
+    the news that it was cut short, reaches the stage downstream.
+    """
+    spec, label = node.spec, node.label
+    try:
+        if isinstance(spec, SourceSpec):
+            assert out is not None  # noqa: S101 - the graph gives every source an output
+            await run_source(spec, label, out, stats)
+        elif isinstance(spec, SinkSpec):
+            assert inp is not None  # noqa: S101 - and every other stage an input
+            await run_sink(spec, label, inp, stats)
+        else:
+            assert inp is not None and out is not None  # noqa: S101 - a middle stage has both
+            if isinstance(spec, BatchSpec):
+                await run_batch(spec, inp, out, stats)
+            else:
+                await _run_map(spec, label, inp, out, stats)
+    finally:
+        if out is not None:
+            out.close()
+
+
+async def _run_map(
+    spec: MapSpec, label: str, inp: Channel[Any], out: Channel[Any], stats: StageStats
+) -> None:
+    if spec.mode == "inline":
+        await run_inline(spec, label, inp, out, stats)
+    elif spec.mode == "async":
+        await run_async(spec, label, inp, out, stats)
+    else:
+        await run_pooled(spec, label, inp, out, stats)

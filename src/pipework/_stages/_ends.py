@@ -1,0 +1,117 @@
+"""The two ends of a pipeline: the source that feeds it and the sink that consumes it."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from itertools import islice
+from time import perf_counter
+from typing import Any
+
+import anyio
+
+from .._batch import Batch
+from .._channel import Channel
+from .._errors import annotate
+from .._report import StageStats
+from .._specs import SinkSpec, SourceSpec
+
+# How long an aborted run waits for an async source's cleanup (its finally
+# blocks) before it gives up on it.
+_SOURCE_CLOSE_TIMEOUT = 5.0
+
+
+async def run_source(spec: SourceSpec, label: str, out: Channel[Any], stats: StageStats) -> None:
+    """Pull items from the source only as fast as the first channel makes room for them.
+
+    Waiting for room before pulling means an item is never taken from the
+    source only to wait in the source's hands.
+    """
+    if isinstance(spec.source, AsyncIterable):
+        await _pull_async(spec.source.__aiter__(), label, out, stats)
+    else:
+        await _pull_sync(iter(spec.source), label, out, stats)
+
+
+async def _pull_sync(iterator: Iterator[Any], label: str, out: Channel[Any], stats: StageStats) -> None:
+    # A sync iterable is read on the event loop, as much as fits at once:
+    # it should be cheap (a list, a range, a file's lines). A blocking one
+    # belongs in an async generator that reads it through a thread.
+    position = 0
+    try:
+        while True:
+            room = await out.wait_room()
+            start = perf_counter()
+            try:
+                items = list(islice(iterator, room))
+            except Exception as exc:
+                raise _source_error(exc, label, position) from exc.__cause__
+            finally:
+                stats.busy += perf_counter() - start
+            if not items:
+                return
+            out.put_nowait(Batch(range(position, position + len(items)), items))
+            position += len(items)
+            stats.items_out = stats.items_in = position
+            if len(items) < room:  # islice stops short only at the end
+                return
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+
+async def _pull_async(
+    iterator: AsyncIterator[Any], label: str, out: Channel[Any], stats: StageStats
+) -> None:
+    position = 0
+    try:
+        while True:
+            await out.wait_room()
+            start = perf_counter()
+            try:
+                item = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            except Exception as exc:
+                raise _source_error(exc, label, position) from exc.__cause__
+            finally:
+                stats.busy += perf_counter() - start
+            out.put_nowait(Batch(range(position, position + 1), [item]))
+            position += 1
+            stats.items_out = stats.items_in = position
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            # Run the generator's cleanup even when the run is cancelled.
+            with anyio.move_on_after(_SOURCE_CLOSE_TIMEOUT, shield=True):
+                await aclose()
+
+
+def _source_error(exc: Exception, label: str, position: int) -> Exception:
+    exc.add_note(f"pipework: the source {label} raised after yielding {position} items")
+    return exc
+
+
+async def run_sink(spec: SinkSpec, label: str, inp: Channel[Any], stats: StageStats) -> None:
+    """Call the sink on each item, in order, awaiting it if it is async."""
+    fn = spec.fn
+    while (batch := await inp.take()) is not None:
+        stats.items_in += len(batch)
+        start = perf_counter()
+        try:
+            for position, item in enumerate(batch.items):  # noqa: B007 - read on failure
+                result = fn(item)
+                if spec.is_async:
+                    await result
+                elif inspect.iscoroutine(result):
+                    result.close()
+                    raise TypeError(
+                        f"sink {label} returned a coroutine; pass an async def function to have it awaited"
+                    )
+        except Exception as exc:
+            stats.failed += 1
+            raise annotate(exc, label, batch.index[position], batch.items[position]) from exc.__cause__
+        finally:
+            stats.busy += perf_counter() - start
+        stats.items_out += len(batch)

@@ -1,0 +1,101 @@
+"""The engine of every concurrent stage: bounded work in flight, outputs in order.
+
+An async stage runs one call per item; a thread or process stage runs one
+call per chunk. Both are "jobs" here. The engine keeps two bounds:
+
+- ``running``: jobs started and not finished, the stage's concurrency;
+- ``window``: jobs started and not yet emitted. When a job ahead is slow,
+  finished results wait for it in a reorder buffer; this bound keeps that
+  buffer, and so memory, from growing. It is the backpressure of the stage.
+
+A slot is taken before input is taken, so items wait in the channel, where
+they are counted, rather than in the stage's hands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .._batch import Batch
+from .._channel import Channel
+from .._report import StageStats
+from .._tasks import FailFastGroup
+
+Job = Callable[[Batch[Any]], Awaitable[Batch[Any]]]
+
+
+class Window:
+    """Runs jobs over a stage's input and emits their outputs in input order."""
+
+    def __init__(
+        self,
+        inp: Channel[Any],
+        out: Channel[Any],
+        job: Job,
+        *,
+        running: int,
+        window: int,
+        ordered: bool,
+        chunk: Callable[[], int],
+        stats: StageStats,
+    ) -> None:
+        """Prepare to run ``job`` over ``inp``; see the module docstring for the bounds."""
+        self._inp = inp
+        self._out = out
+        self._job = job
+        self._ordered = ordered
+        self._chunk = chunk
+        self._stats = stats
+        # asyncio's semaphore, not anyio's: it does not yield when a slot is
+        # free, which matters when an async stage takes one item per job.
+        self._running = asyncio.Semaphore(running)
+        self._unemitted = asyncio.Semaphore(window if ordered else running)
+        self._ready: dict[int, Batch[Any]] = {}
+        self._next = 0
+        self._completed = 0
+        self._emitting = False
+
+    async def run(self) -> None:
+        """Take input until it ends, running jobs; return once all are emitted."""
+        async with FailFastGroup() as group:
+            seq = 0
+            while True:
+                await self._unemitted.acquire()
+                await self._running.acquire()
+                batch = await self._inp.take(self._chunk())
+                if batch is None:
+                    return
+                self._stats.items_in += len(batch)
+                group.spawn(self._run_job, seq, batch)
+                seq += 1
+
+    async def _run_job(self, seq: int, batch: Batch[Any]) -> None:
+        try:
+            result = await self._job(batch)
+        finally:
+            self._running.release()
+        if not self._ordered:
+            seq = self._completed
+            self._completed += 1
+        self._ready[seq] = result
+        await self._emit()
+
+    async def _emit(self) -> None:
+        # One job at a time emits, in sequence. A job that finishes while
+        # another is emitting leaves its result in the buffer; the emitting
+        # job finds it before it stops, because nothing awaits between its
+        # last look at the buffer and clearing the flag.
+        if self._emitting:
+            return
+        self._emitting = True
+        try:
+            while (result := self._ready.pop(self._next, None)) is not None:
+                self._next += 1
+                if len(result):
+                    self._stats.items_out += len(result)
+                    await self._out.put(result)
+                self._unemitted.release()
+        finally:
+            self._emitting = False

@@ -1,0 +1,63 @@
+"""A task group that fails fast and raises the first error as itself.
+
+A pipeline's stages, and the calls inside a concurrent stage, all stop on
+the first failure. anyio's task group would report every failure that races
+in behind it, wrapped in an ``ExceptionGroup``; users asked for the original
+exception, of its own type, so this group keeps the first and cancels the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+
+
+class FailFastGroup:
+    """Run tasks together; the first to raise cancels the others and is re-raised alone.
+
+    Cancellation from outside still propagates as cancellation.
+    """
+
+    __slots__ = ("_first", "_group")
+
+    def __init__(self) -> None:
+        """Create a group; enter it with ``async with``."""
+        self._group: anyio.abc.TaskGroup = anyio.create_task_group()
+        self._first: Exception | None = None
+
+    async def __aenter__(self) -> FailFastGroup:
+        """Open the underlying task group."""
+        await self._group.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Wait for every task, then raise the first failure, if any."""
+        await self._group.__aexit__(exc_type, exc, tb)
+        if self._first is not None:
+            first, self._first = self._first, None
+            raise first
+
+    def cancel(self) -> None:
+        """Cancel every task in the group."""
+        self._group.cancel_scope.cancel()
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start ``fn(*args)`` in the group."""
+        self._group.start_soon(self._guard, fn, args)
+
+    async def _guard(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        try:
+            await fn(*args)
+        except Exception as exc:
+            if self._first is None:
+                self._first = exc
+            self._group.cancel_scope.cancel()
