@@ -14,6 +14,7 @@ touch the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from typing import Generic, TypeVar
 
@@ -39,7 +40,16 @@ class Channel(Generic[T]):
     what is left and receives ``None``.
     """
 
-    __slots__ = ("_batches", "_closed", "_getters", "_offset", "_putters", "_size", "capacity", "peak")
+    __slots__ = (
+        "_batches",
+        "_closed",
+        "_getters",
+        "_offset",
+        "_putters",
+        "_size",
+        "capacity",
+        "peak",
+    )
 
     def __init__(self, capacity: int) -> None:
         """Create an empty channel that holds at most ``capacity`` items."""
@@ -166,10 +176,8 @@ async def _wait(waiters: deque[asyncio.Future[None]]) -> None:
         # and over (a batch stage's max_wait) would otherwise grow the deque.
         if not future.done() or future.cancelled():
             future.cancel()
-            try:
+            with contextlib.suppress(ValueError):
                 waiters.remove(future)
-            except ValueError:
-                pass
 
 
 def _wake(waiters: deque[asyncio.Future[None]]) -> None:

@@ -71,7 +71,7 @@ class Pipeline(Generic[T_co]):
     @classmethod
     def _of(cls, graph: Graph) -> Pipeline[Any]:
         pipeline: Pipeline[Any] = object.__new__(cls)
-        pipeline._graph = graph  # noqa: SLF001 - the one other way to make a pipeline
+        pipeline._graph = graph  # the one other way to make a pipeline
         return pipeline
 
     def __repr__(self) -> str:
@@ -247,7 +247,7 @@ class Pipeline(Generic[T_co]):
         buffer: int = DEFAULT_BUFFER,
         name: str | None = None,
     ) -> Pipeline[list[T_co]]:
-        """Group items into lists of ``size``, or fewer once the oldest has waited ``max_wait`` seconds.
+        """Group items into lists of ``size``, or fewer once the first has waited ``max_wait`` s.
 
         The last list may be short. ``max_wait=0`` groups whatever has
         arrived, without waiting for more: the batching of a server under load.
@@ -256,7 +256,9 @@ class Pipeline(Generic[T_co]):
 
             Pipeline(requests).batch(32, max_wait=0.01).map(predict, on="process")
         """
-        spec = batch_spec(size, index=len(self._graph.nodes), max_wait=max_wait, buffer=buffer, name=name)
+        spec = batch_spec(
+            size, index=len(self._graph.nodes), max_wait=max_wait, buffer=buffer, name=name
+        )
         return Pipeline._of(self._graph.then(spec))
 
     def sink(self, fn: Callable[[T_co], object], *, name: str | None = None) -> Pipeline[Never]:

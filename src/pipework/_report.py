@@ -96,6 +96,9 @@ class Report:
             for i, s in enumerate(self.stages)
         ]
         widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in [head, *rows]]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+            for row in [head, *rows]
+        ]
         lines.append(f"wall {self.wall_seconds:.3f} s, {self.items_per_second:,.0f} items/s")
         return "\n".join(line.rstrip() for line in lines)

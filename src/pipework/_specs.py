@@ -119,7 +119,8 @@ def source_spec(source: object, *, name: str, buffer: int) -> SourceSpec:
         )
     if inspect.isasyncgenfunction(source) or inspect.isgeneratorfunction(source):
         raise TypeError(
-            f"Pipeline() got the generator function {_callable_name(source)!r}; call it to pass its generator"
+            f"Pipeline() got the generator function {_callable_name(source)!r}; "
+            "call it and pass its generator"
         )
     if not isinstance(source, Iterable | AsyncIterable):
         raise TypeError(
@@ -152,18 +153,22 @@ def map_spec(
     if not isinstance(ordered, bool):
         raise TypeError(f"{where}: ordered= must be True or False, not {ordered!r}")
     mode = _mode(fn, on, where)
-    if mode == "async" or mode == "inline":
+    if mode in {"async", "inline"}:
         if workers is not None:
             raise TypeError(
                 f"{where}: workers= is for thread and process stages; "
-                + ("use concurrency= for an async function" if mode == "async"
-                   else "pass on='thread' or on='process' to run on workers")
+                + (
+                    "use concurrency= for an async function"
+                    if mode == "async"
+                    else "pass on='thread' or on='process' to run on workers"
+                )
             )
         if chunksize is not None:
             raise TypeError(f"{where}: chunksize= is for thread and process stages")
     if mode != "async" and concurrency is not None:
         raise TypeError(
-            f"{where}: concurrency= is for async functions; use workers= with on='thread' or 'process'"
+            f"{where}: concurrency= is for async functions; "
+            "use workers= with on='thread' or on='process'"
         )
     spec = MapSpec(
         op=op,
@@ -172,8 +177,10 @@ def map_spec(
         mode=mode,
         on=on,  # type: ignore[arg-type]  # checked by _mode
         workers=_count("workers", workers, where, optional=True),
-        concurrency=_count("concurrency", DEFAULT_CONCURRENCY if concurrency is None else concurrency, where),
-        setup=setup,  # type: ignore[arg-type]  # checked above
+        concurrency=_count(
+            "concurrency", DEFAULT_CONCURRENCY if concurrency is None else concurrency, where
+        ),
+        setup=setup,
         ordered=ordered,
         buffer=_count("buffer", buffer, where),
         chunksize=_count("chunksize", chunksize, where, optional=True),
@@ -185,7 +192,9 @@ def map_spec(
     return spec
 
 
-def batch_spec(size: object, *, index: int, max_wait: object, buffer: object, name: object) -> BatchSpec:
+def batch_spec(
+    size: object, *, index: int, max_wait: object, buffer: object, name: object
+) -> BatchSpec:
     """Check a batch stage."""
     where = f"stage #{index} 'batch'"
     if max_wait is not None:

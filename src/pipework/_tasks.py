@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import anyio
 import anyio.abc
@@ -29,7 +29,7 @@ class FailFastGroup:
         self._group: anyio.abc.TaskGroup = anyio.create_task_group()
         self._first: Exception | None = None
 
-    async def __aenter__(self) -> FailFastGroup:
+    async def __aenter__(self) -> Self:
         """Open the underlying task group."""
         await self._group.__aenter__()
         return self
@@ -57,7 +57,7 @@ class FailFastGroup:
     async def _guard(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
         try:
             await fn(*args)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - kept, and raised by __aexit__
             if self._first is None:
                 self._first = exc
             self._group.cancel_scope.cancel()

@@ -93,8 +93,8 @@ def run_chunk(key: str, payload: Payload | None, op: Op, items: list[Any]) -> Ou
     elapsed = perf_counter() - start
     if failed is None:
         return results, elapsed, None
-    position, exc = failed
-    return [], elapsed, _failure(position, exc, installed.remote)
+    position, error = failed
+    return [], elapsed, _failure(position, error, installed.remote)
 
 
 def _load(payload: Payload) -> Callable[[Any], Any]:

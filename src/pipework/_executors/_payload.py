@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped]
 
 from .._errors import UnpicklableError
 
@@ -16,8 +16,9 @@ def pickle_payload(fn: Callable[..., Any], setup: Callable[[], Any] | None, stag
     :raises UnpicklableError: naming the stage, if either cannot be pickled
     """
     try:
-        return cloudpickle.dumps((fn, setup))
+        payload: bytes = cloudpickle.dumps((fn, setup))
     except Exception as exc:
         raise UnpicklableError(
             f"stage {stage}: its function or setup cannot be pickled for worker processes: {exc}"
         ) from exc
+    return payload

@@ -78,7 +78,9 @@ class ExecutorBackend:
             outcome = await loop.run_in_executor(
                 self._executor, run_chunk, self._key, self._payload, op, items
             )
-            if outcome is None:  # pragma: no cover - run_chunk always installs a payload it is given
+            if (
+                outcome is None
+            ):  # pragma: no cover - run_chunk always installs a payload it is given
                 raise RuntimeError("a worker did not install the stage it was sent")
         return outcome
 
@@ -134,11 +136,18 @@ def open_backend(
         count = workers or min(32, default_workers() + 4)
         direct = (fn, setup)
         pool = ThreadPoolExecutor(
-            count, thread_name_prefix=f"pipework-{stage}", initializer=preload, initargs=(key, direct)
+            count,
+            thread_name_prefix=f"pipework-{stage}",
+            initializer=preload,
+            initargs=(key, direct),
         )
-        return ExecutorBackend(pool, owned=True, remote=False, capacity=count, key=key, payload=direct)
+        return ExecutorBackend(
+            pool, owned=True, remote=False, capacity=count, key=key, payload=direct
+        )
     count = workers or getattr(on, "_max_workers", None) or default_workers()
     if isinstance(on, ThreadPoolExecutor):
-        return ExecutorBackend(on, owned=False, remote=False, capacity=count, key=key, payload=(fn, setup))
+        return ExecutorBackend(
+            on, owned=False, remote=False, capacity=count, key=key, payload=(fn, setup)
+        )
     pickled = payload if payload is not None else pickle_payload(fn, setup, stage)
     return ExecutorBackend(on, owned=False, remote=True, capacity=count, key=key, payload=pickled)

@@ -32,7 +32,8 @@ async def run_node(
             assert inp is not None  # noqa: S101 - and every other stage an input
             await run_sink(spec, label, inp, stats)
         else:
-            assert inp is not None and out is not None  # noqa: S101 - a middle stage has both
+            assert inp is not None  # noqa: S101 - a middle stage has both
+            assert out is not None  # noqa: S101
             if isinstance(spec, BatchSpec):
                 await run_batch(spec, inp, out, stats)
             else:

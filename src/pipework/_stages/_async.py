@@ -29,7 +29,8 @@ async def run_async(
             value = shape(op, await call(item))
         except Exception as exc:
             stats.failed += 1
-            raise annotate(exc, label, batch.index[0], item) from exc.__cause__
+            annotate(exc, label, batch.index[0], item)
+            raise
         finally:
             stats.busy += perf_counter() - start
         return finish(op, batch, [value], label)

@@ -12,49 +12,41 @@ from .._report import StageStats
 from .._specs import BatchSpec
 
 
-async def run_batch(spec: BatchSpec, inp: Channel[Any], out: Channel[Any], stats: StageStats) -> None:
+async def run_batch(
+    spec: BatchSpec, inp: Channel[Any], out: Channel[Any], stats: StageStats
+) -> None:
     """Emit a list when it has ``size`` items, or when its first item has waited ``max_wait``.
 
     The clock starts when a batch's first item arrives, never before, so an
-    idle stream does not emit empty or stale batches.
+    idle stream emits no empty or stale batches.
     """
     size, max_wait = spec.size, spec.max_wait
-    items: list[Any] = []
-    first_index = 0
-    deadline = 0.0
-
-    async def flush() -> None:
-        nonlocal items
+    while (first := await inp.take(size)) is not None:
+        stats.items_in += len(first)
+        items = list(first.items)
+        deadline = None if max_wait is None else anyio.current_time() + max_wait
+        ended = await _fill(inp, items, size, deadline, stats)
         stats.items_out += 1
-        batch, items = items, []
-        await out.put(Batch((first_index,), [batch]))
+        await out.put(Batch((first.index[0],), [items]))
+        if ended:
+            return
 
-    while True:
-        if items and max_wait is not None:
-            # At the deadline this still takes what is already waiting, and
-            # only then gives up: take() returns at once when it can.
-            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
-                got = await inp.take(size - len(items))
-                if got is None:
-                    break
-                _extend(items, got, stats)
-            if len(items) == size or (items and anyio.current_time() >= deadline):
-                await flush()
-            continue
-        got = await inp.take(size - len(items))
+
+async def _fill(
+    inp: Channel[Any], items: list[Any], size: int, deadline: float | None, stats: StageStats
+) -> bool:
+    """Add to ``items`` until it has ``size`` or the deadline passes; return if input ended."""
+    while len(items) < size:
+        timeout = None if deadline is None else max(0.0, deadline - anyio.current_time())
+        # Past the deadline this still takes what is already waiting: take()
+        # returns without suspending when it can, and only a suspension is
+        # cancelled.
+        with anyio.move_on_after(timeout) as scope:
+            got = await inp.take(size - len(items))
+        if scope.cancelled_caught:
+            return False
         if got is None:
-            break
-        if not items:
-            first_index = got.index[0]
-            if max_wait is not None:
-                deadline = anyio.current_time() + max_wait
-        _extend(items, got, stats)
-        if len(items) == size:
-            await flush()
-    if items:
-        await flush()
-
-
-def _extend(items: list[Any], got: Batch[Any], stats: StageStats) -> None:
-    stats.items_in += len(got)
-    items.extend(got.items)
+            return True
+        stats.items_in += len(got)
+        items.extend(got.items)
+    return False

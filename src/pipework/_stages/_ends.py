@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterator
 from itertools import islice
 from time import perf_counter
 from typing import Any
@@ -33,7 +33,9 @@ async def run_source(spec: SourceSpec, label: str, out: Channel[Any], stats: Sta
         await _pull_sync(iter(spec.source), label, out, stats)
 
 
-async def _pull_sync(iterator: Iterator[Any], label: str, out: Channel[Any], stats: StageStats) -> None:
+async def _pull_sync(
+    iterator: Iterator[Any], label: str, out: Channel[Any], stats: StageStats
+) -> None:
     # A sync iterable is read on the event loop, as much as fits at once:
     # it should be cheap (a list, a range, a file's lines). A blocking one
     # belongs in an async generator that reads it through a thread.
@@ -45,7 +47,8 @@ async def _pull_sync(iterator: Iterator[Any], label: str, out: Channel[Any], sta
             try:
                 items = list(islice(iterator, room))
             except Exception as exc:
-                raise _source_error(exc, label, position) from exc.__cause__
+                _source_failed(exc, label, position)
+                raise
             finally:
                 stats.busy += perf_counter() - start
             if not items:
@@ -74,7 +77,8 @@ async def _pull_async(
             except StopAsyncIteration:
                 return
             except Exception as exc:
-                raise _source_error(exc, label, position) from exc.__cause__
+                _source_failed(exc, label, position)
+                raise
             finally:
                 stats.busy += perf_counter() - start
             out.put_nowait(Batch(range(position, position + 1), [item]))
@@ -88,30 +92,32 @@ async def _pull_async(
                 await aclose()
 
 
-def _source_error(exc: Exception, label: str, position: int) -> Exception:
+def _source_failed(exc: Exception, label: str, position: int) -> None:
     exc.add_note(f"pipework: the source {label} raised after yielding {position} items")
-    return exc
 
 
 async def run_sink(spec: SinkSpec, label: str, inp: Channel[Any], stats: StageStats) -> None:
     """Call the sink on each item, in order, awaiting it if it is async."""
-    fn = spec.fn
+    fn, is_async = spec.fn, spec.is_async
     while (batch := await inp.take()) is not None:
         stats.items_in += len(batch)
         start = perf_counter()
         try:
             for position, item in enumerate(batch.items):  # noqa: B007 - read on failure
                 result = fn(item)
-                if spec.is_async:
+                if is_async:
                     await result
                 elif inspect.iscoroutine(result):
-                    result.close()
-                    raise TypeError(
-                        f"sink {label} returned a coroutine; pass an async def function to have it awaited"
-                    )
+                    _refuse_coroutine(result, label)
         except Exception as exc:
             stats.failed += 1
-            raise annotate(exc, label, batch.index[position], batch.items[position]) from exc.__cause__
+            annotate(exc, label, batch.index[position], batch.items[position])
+            raise
         finally:
             stats.busy += perf_counter() - start
         stats.items_out += len(batch)
+
+
+def _refuse_coroutine(result: Coroutine[Any, Any, Any], label: str) -> None:
+    result.close()  # it will never run; closing it silences "never awaited"
+    raise TypeError(f"sink {label} returned a coroutine; pass an async def function to await it")

@@ -32,7 +32,7 @@ async def run_inline(
         if failed is not None:
             position, exc = failed
             stats.failed += 1
-            raise annotate(exc, label, batch.index[position], batch.items[position]) from exc.__cause__
+            raise annotate(exc, label, batch.index[position], batch.items[position])
         result = finish(op, batch, results, label)
         stats.items_out += len(result)
         await out.put(result)

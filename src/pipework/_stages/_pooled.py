@@ -27,11 +27,16 @@ async def run_pooled(
     """Run the stage's chunks on its backend, and stop the backend however the run ends."""
     assert spec.on is not None  # noqa: S101 - a pooled stage always has somewhere to run
     backend = open_backend(
-        spec.on, fn=spec.fn, setup=spec.setup, workers=spec.workers, stage=label, payload=spec.payload
+        spec.on,
+        fn=spec.fn,
+        setup=spec.setup,
+        workers=spec.workers,
+        stage=label,
+        payload=spec.payload,
     )
     aborted = True
     try:
-        await _run_chunks(spec, label, inp, out, stats, backend)
+        await _run_chunks(spec, label, inp, out, stats=stats, backend=backend)
         aborted = False
     finally:
         await backend.aclose(aborted=aborted)
@@ -42,6 +47,7 @@ async def _run_chunks(
     label: str,
     inp: Channel[Any],
     out: Channel[Any],
+    *,
     stats: StageStats,
     backend: Backend,
 ) -> None:
@@ -51,7 +57,7 @@ async def _run_chunks(
     async def job(batch: Batch[Any]) -> Batch[Any]:
         try:
             results, seconds, failure = await backend.run_chunk(op, batch.items)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - explained and re-raised
             raise _chunk_error(exc, label, batch, remote=backend.remote) from exc.__cause__
         stats.busy += seconds
         sizer.observe(len(batch), seconds)
@@ -84,7 +90,11 @@ async def _run_chunks(
 
 def _chunk_error(exc: Exception, label: str, batch: Batch[Any], *, remote: bool) -> Exception:
     """Explain a failure of the executor itself, which no user function raised."""
-    span = f"items {batch.index[0]} to {batch.index[-1]}" if len(batch) > 1 else f"item {batch.index[0]}"
+    span = (
+        f"items {batch.index[0]} to {batch.index[-1]}"
+        if len(batch) > 1
+        else f"item {batch.index[0]}"
+    )
     if isinstance(exc, BrokenExecutor):
         exc.add_note(
             f"pipework: a worker of stage {label} died while running {span}. If workers die "
@@ -109,4 +119,5 @@ def _chunk_error(exc: Exception, label: str, batch: Batch[Any], *, remote: bool)
         )
         error.__cause__ = exc
         return error
-    return annotate(exc, label, None)
+    annotate(exc, label, None)
+    return exc
