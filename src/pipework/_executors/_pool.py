@@ -59,6 +59,7 @@ class ExecutorBackend:
         self._capacity = capacity
         self._key = key
         self._payload = payload
+        self._owns_processes = owned and isinstance(executor, ProcessPoolExecutor)
 
     @property
     def capacity(self) -> int:
@@ -72,17 +73,25 @@ class ExecutorBackend:
 
     async def run_chunk(self, op: Op, items: list[Any]) -> Outcome:
         """Run one chunk, sending the stage's payload only to a worker that lacks it."""
-        loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(self._executor, run_chunk, self._key, None, op, items)
+        outcome = await self._call(None, op, items)
         if outcome is None:
-            outcome = await loop.run_in_executor(
-                self._executor, run_chunk, self._key, self._payload, op, items
-            )
-            if (
-                outcome is None
-            ):  # pragma: no cover - run_chunk always installs a payload it is given
-                raise RuntimeError("a worker did not install the stage it was sent")
+            outcome = await self._call(self._payload, op, items)
+        if outcome is None:  # pragma: no cover - run_chunk installs any payload it is given
+            raise RuntimeError("a worker did not install the stage it was sent")
         return outcome
+
+    async def _call(self, payload: Payload | None, op: Op, items: list[Any]) -> Outcome | None:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, run_chunk, self._key, payload, op, items)
+        if not self._owns_processes:
+            return await future
+        # Never cancel a future of a process pool we will kill on abort: on
+        # Python 3.11 the pool's manager thread then fails every pending future
+        # with BrokenProcessPool and trips over the cancelled ones. Left alone,
+        # they fail cleanly when the pool is killed; nobody awaits them then,
+        # so their outcome is fetched here to keep asyncio quiet.
+        future.add_done_callback(_consume_outcome)
+        return await asyncio.shield(future)
 
     async def aclose(self, *, aborted: bool) -> None:
         """Shut down a pool this backend started; leave a user's executor open."""
@@ -105,6 +114,11 @@ class ExecutorBackend:
                 executor.shutdown(wait=False, cancel_futures=True)
             else:
                 await anyio.to_thread.run_sync(partial(executor.shutdown, wait=True))
+
+
+def _consume_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def open_backend(
