@@ -33,5 +33,13 @@ pytest: $(VENV)/.dev
 
 test: lint typecheck pytest
 
+# The peers are installed only here, never as dependencies of pipework.
+$(VENV)/.bench: $(BIN)/python pyproject.toml benchmarks/requirements.txt
+	$(BIN)/python -m pip install --quiet -e . -r benchmarks/requirements.txt
+	touch $@
+
+bench: $(VENV)/.bench
+	$(BIN)/python benchmarks/bench_core.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

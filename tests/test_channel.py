@@ -1,0 +1,208 @@
+"""Channel: an item-bounded queue that carries batches between stages."""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+import pytest
+
+from pipework._batch import Batch
+from pipework._channel import Channel, ChannelClosedError, WouldBlockError
+
+
+def batch(items, start=0):
+    return Batch(range(start, start + len(items)), list(items))
+
+
+def pairs(b):
+    return list(zip(b.index, b.items, strict=True))
+
+
+async def settle():
+    """Let every ready task run until it blocks."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("capacity", [0, -1])
+def test_capacity_below_one_is_refused(capacity):
+    with pytest.raises(ValueError, match="at least one item"):
+        Channel(capacity)
+
+
+def test_capacity_is_counted_in_items_not_batches():
+    ch = Channel(5)
+    ch.put_nowait(batch("abc"))
+    assert len(ch) == 3
+    assert ch.room() == 2
+    with pytest.raises(ValueError, match="does not fit"):
+        ch.put_nowait(batch("xyz", 3))
+    ch.put_nowait(batch("de", 3))
+    assert len(ch) == 5
+    assert ch.room() == 0
+
+
+def test_empty_batch_is_not_queued():
+    ch = Channel(2)
+    ch.put_nowait(batch([]))
+    assert len(ch) == 0
+    with pytest.raises(WouldBlockError):
+        ch.take_nowait()
+
+
+async def test_put_larger_than_room_goes_in_parts_and_waits():
+    ch = Channel(4)
+    putter = asyncio.create_task(ch.put(batch(range(10))))
+    await settle()
+    assert not putter.done()
+    assert len(ch) == 4  # the part that fits went in at once
+
+    received = []
+    while (got := await ch.take()) is not None:
+        assert len(ch) <= ch.capacity
+        received += pairs(got)
+        if putter.done() and not len(ch):
+            ch.close()
+    await putter
+    assert received == [(i, i) for i in range(10)]
+    assert ch.peak == 4
+
+
+async def test_take_max_items_merges_and_splits_batches_keeping_indices():
+    ch = Channel(10)
+    ch.put_nowait(Batch([10, 20], ["a", "b"]))
+    ch.put_nowait(Batch([30, 40, 50], ["c", "d", "e"]))
+    ch.put_nowait(Batch([60], ["f"]))
+
+    first = await ch.take(3)  # all of one batch and part of the next
+    assert pairs(first) == [(10, "a"), (20, "b"), (30, "c")]
+    assert len(ch) == 3
+    second = await ch.take(1)  # from the middle of a batch
+    assert pairs(second) == [(40, "d")]
+    rest = await ch.take(100)  # more than there is: what is there, no wait
+    assert pairs(rest) == [(50, "e"), (60, "f")]
+    assert len(ch) == 0
+
+
+async def test_take_without_max_returns_whole_batches():
+    ch = Channel(10)
+    one, two = batch("ab"), batch("cde", 2)
+    ch.put_nowait(one)
+    ch.put_nowait(two)
+    assert await ch.take() is one
+    assert await ch.take() is two
+
+
+async def test_take_without_max_after_a_partial_take_returns_the_rest_of_the_batch():
+    ch = Channel(10)
+    ch.put_nowait(batch("abcd"))
+    ch.put_nowait(batch("ef", 4))
+    assert pairs(await ch.take(1)) == [(0, "a")]
+    assert pairs(await ch.take()) == [(1, "b"), (2, "c"), (3, "d")]
+    assert pairs(await ch.take()) == [(4, "e"), (5, "f")]
+
+
+def test_take_nowait_when_open_and_empty_would_block():
+    ch = Channel(3)
+    with pytest.raises(WouldBlockError):
+        ch.take_nowait()
+    with pytest.raises(WouldBlockError):
+        ch.take_nowait(2)
+
+
+def test_take_nowait_after_close_drains_then_returns_none():
+    ch = Channel(3)
+    ch.put_nowait(batch("ab"))
+    ch.close()
+    assert ch.closed
+    assert pairs(ch.take_nowait(1)) == [(0, "a")]
+    assert pairs(ch.take_nowait()) == [(1, "b")]
+    assert ch.take_nowait() is None
+    assert ch.take_nowait(5) is None
+
+
+def test_put_into_closed_channel_is_refused():
+    ch = Channel(3)
+    ch.close()
+    with pytest.raises(ChannelClosedError):
+        ch.put_nowait(batch("a"))
+
+
+async def test_close_wakes_a_waiting_taker():
+    ch = Channel(3)
+    taker = asyncio.create_task(ch.take())
+    await settle()
+    assert not taker.done()
+    assert len(ch._getters) == 1
+    ch.close()
+    assert await taker is None
+    assert not ch._getters
+
+
+async def test_put_wakes_a_waiting_taker():
+    ch = Channel(3)
+    taker = asyncio.create_task(ch.take())
+    await settle()
+    ch.put_nowait(batch("a"))
+    assert pairs(await taker) == [(0, "a")]
+
+
+async def test_timed_out_taker_leaves_no_waiter_and_loses_no_data():
+    ch = Channel(3)
+    for _ in range(50):  # a batch stage's max_wait times out over and over
+        with anyio.move_on_after(0) as scope:
+            await ch.take()
+        assert scope.cancelled_caught
+    assert not ch._getters
+
+    ch.put_nowait(batch("xy"))
+    assert pairs(ch.take_nowait()) == [(0, "x"), (1, "y")]
+
+
+async def test_taker_cancelled_after_being_woken_leaves_the_items():
+    ch = Channel(3)
+    taker = asyncio.create_task(ch.take())
+    await settle()
+    ch.put_nowait(batch("a"))  # wakes the taker, which has not run yet
+    taker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await taker
+    assert not ch._getters
+    assert pairs(ch.take_nowait()) == [(0, "a")]
+
+
+async def test_timed_out_putter_leaves_no_waiter_and_loses_no_data():
+    ch = Channel(2)
+    ch.put_nowait(batch("ab"))
+    for _ in range(50):
+        with anyio.move_on_after(0) as scope:
+            await ch.put(batch("c", 2))
+        assert scope.cancelled_caught
+    assert not ch._putters
+    assert len(ch) == 2
+    assert pairs(ch.take_nowait()) == [(0, "a"), (1, "b")]
+
+
+async def test_wait_room_waits_for_a_take():
+    ch = Channel(2)
+    ch.put_nowait(batch("ab"))
+    waiter = asyncio.create_task(ch.wait_room())
+    await settle()
+    assert not waiter.done()
+    ch.take_nowait(1)
+    assert await waiter == 1
+    assert not ch._putters
+
+
+def test_peak_is_the_most_items_held_at_once():
+    ch = Channel(10)
+    assert ch.peak == 0
+    ch.put_nowait(batch("abc"))
+    ch.take_nowait(2)
+    ch.put_nowait(batch("def", 3))
+    assert len(ch) == 4
+    ch.take_nowait()
+    ch.take_nowait()
+    assert len(ch) == 0
+    assert ch.peak == 4
