@@ -39,8 +39,8 @@ Failure = tuple[int, BaseException, str | None]
 # Shaped results, seconds spent computing them, and the failure if any.
 Outcome = tuple[list[Any], float, Failure | None]
 
-# A long-lived executor may serve many stages over its life; keep the most
-# recent ones so that memory stays bounded.
+# A long-lived executor may serve many stages over its life; keep the ones
+# used most recently, so memory stays bounded and busy stages stay loaded.
 _MAX_STAGES = 32
 
 
@@ -76,7 +76,9 @@ def run_chunk(key: str, payload: Payload | None, op: Op, items: list[Any]) -> Ou
     :returns: the outcome, or ``None`` if this worker needs the payload first
     """
     installed = _local.installed.get(key)
-    if installed is None:
+    if installed is not None:
+        _local.installed.move_to_end(key)  # least recently used goes first
+    else:
         payload = payload if payload is not None else _local.pending.pop(key, None)
         if payload is None:
             return None

@@ -1,0 +1,90 @@
+"""The public API: exactly the intended names, each documented, and typed."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import inspect
+
+import pytest
+
+import pipework
+
+PUBLIC = [
+    "Pipeline",
+    "PipeworkError",
+    "RemoteError",
+    "RemoteTraceback",
+    "Report",
+    "StageReport",
+    "Stream",
+    "UnpicklableError",
+    "map",
+]
+
+
+def test_all_lists_exactly_the_public_names():
+    assert sorted(pipework.__all__) == PUBLIC
+    assert len(pipework.__all__) == len(set(pipework.__all__))
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_each_public_name_is_importable(name):
+    module = importlib.import_module("pipework")
+    assert getattr(module, name) is getattr(pipework, name)
+    namespace = {}
+    exec(f"from pipework import {name}", namespace)  # noqa: S102 - a literal import statement
+    assert namespace[name] is getattr(pipework, name)
+
+
+def test_no_other_public_names_leak():
+    public = {
+        name
+        for name, value in vars(pipework).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert public == set(PUBLIC)
+
+
+def test_version_is_a_string():
+    assert isinstance(pipework.__version__, str)
+    assert pipework.__version__.count(".") >= 2
+
+
+def own_members(cls):
+    """Public methods and properties that the class itself defines."""
+    for name, value in vars(cls).items():
+        if name.startswith("_") and not (name.startswith("__") and name.endswith("__")):
+            continue
+        if isinstance(value, property):
+            yield name, value.fget
+        elif inspect.isfunction(value) or isinstance(value, classmethod | staticmethod):
+            yield name, getattr(cls, name)
+
+
+# Written by @dataclass, which gives them no docstring.
+GENERATED = {"__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__",
+             "__getstate__", "__setstate__", "__replace__"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_every_public_object_and_method_has_a_docstring(name):
+    obj = getattr(pipework, name)
+    assert inspect.getdoc(obj), f"{name} has no docstring"
+    if not inspect.isclass(obj):
+        return
+    undocumented = [
+        member
+        for member, fn in own_members(obj)
+        if not (fn.__doc__ or "").strip() and not (dataclasses_made(obj) and member in GENERATED)
+    ]
+    assert not undocumented, f"{name} lacks docstrings on {undocumented}"
+
+
+def dataclasses_made(cls):
+    return hasattr(cls, "__dataclass_fields__")
+
+
+def test_py_typed_ships_with_the_package():
+    marker = importlib.resources.files("pipework").joinpath("py.typed")
+    assert marker.is_file()

@@ -1,0 +1,106 @@
+"""Graph: the immutable shape of a pipeline, stages as nodes and channels as edges."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pipework import Pipeline
+from pipework._graph import Edge, Graph
+from pipework._specs import sink_spec, source_spec
+
+
+def double(x):
+    return 2 * x
+
+
+def halve(x):
+    return x / 2
+
+
+def test_adding_a_stage_leaves_the_old_pipeline_unchanged():
+    base = Pipeline(range(3))
+    graph = base._graph
+    longer = base.map(double)
+    assert base._graph is graph
+    assert len(base._graph.nodes) == 1
+    assert base._graph.edges == ()
+    assert len(longer._graph.nodes) == 2
+    assert longer._graph.nodes[0] is graph.nodes[0]  # shared, never copied or changed
+
+
+def test_branches_from_one_pipeline_are_independent():
+    base = Pipeline(range(3)).map(double)
+    left = base.map(halve)
+    right = base.filter(double, name="odd")
+    assert [n.spec.name for n in left._graph.nodes] == ["source", "double", "halve"]
+    assert [n.spec.name for n in right._graph.nodes] == ["source", "double", "odd"]
+    assert len(base._graph.nodes) == 2
+
+
+def test_graph_and_its_parts_are_frozen():
+    graph = Pipeline(range(3)).map(double)._graph
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        graph.nodes = ()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        graph.edges[0].capacity = 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        graph.nodes[0].id = 5
+
+
+def test_edges_carry_each_stage_output_buffer():
+    graph = (
+        Pipeline(range(3), buffer=5)
+        .map(double, buffer=7)
+        .batch(2, buffer=9)
+        .filter(bool)
+        .sink(print)
+        ._graph
+    )
+    assert graph.edges == (
+        Edge(0, 1, 5),
+        Edge(1, 2, 7),
+        Edge(2, 3, 9),
+        Edge(3, 4, 128),
+    )
+    assert [n.id for n in graph.nodes] == [0, 1, 2, 3, 4]
+
+
+def test_input_and_output_edges_of_a_node():
+    graph = Pipeline(range(3)).map(double).map(halve)._graph
+    source, middle, tail = graph.nodes
+    assert graph.input_of(source) is None
+    assert graph.output_of(source) == Edge(0, 1, 128)
+    assert graph.input_of(middle) == Edge(0, 1, 128)
+    assert graph.output_of(middle) == Edge(1, 2, 128)
+    assert graph.output_of(tail) is None
+    assert graph.tail is tail
+
+
+def test_node_label_names_position_name_and_kind():
+    graph = Pipeline(range(3)).map(double, on="thread")._graph
+    assert graph.tail.label == "#1 'double' (thread map)"
+
+
+def test_sealed_after_sink():
+    graph = Graph.from_source(source_spec(range(3), name="source", buffer=4))
+    assert not graph.sealed
+    sealed = graph.then(sink_spec(print, name=None))
+    assert sealed.sealed
+    assert not graph.sealed
+    with pytest.raises(TypeError, match="takes no more stages"):
+        sealed.then(sink_spec(print, name=None))
+
+
+def test_pipeline_after_sink_takes_no_stages():
+    done = Pipeline(range(3)).sink(print)
+    for add in (
+        lambda: done.map(double),
+        lambda: done.filter(double),
+        lambda: done.flat_map(double),
+        lambda: done.batch(2),
+        lambda: done.sink(print),
+    ):
+        with pytest.raises(TypeError, match="takes no more stages"):
+            add()

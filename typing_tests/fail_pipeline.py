@@ -1,0 +1,44 @@
+"""Must FAIL type-checking: each line marked ``# E:`` states the error mypy must report there.
+
+A mark reads ``# E: [code] text``: mypy must report an error with that code
+whose message contains the text. ``tests/test_typing.py`` checks every mark,
+and that no unmarked line has an error, so a fail file that stops failing is
+caught.
+"""
+
+from __future__ import annotations
+
+import pipework
+from pipework import Pipeline, Report
+
+
+def takes_str(s: str) -> str:
+    return s
+
+
+def takes_int(x: int) -> int:
+    return x
+
+
+def load() -> bytes:
+    return b""
+
+
+def ints() -> Pipeline[int]:
+    return Pipeline(range(3))
+
+
+async def mistakes() -> None:
+    ints().map(len)  # E: [arg-type] incompatible type "Callable[[Sized], int]"
+    ints().map(takes_str)  # E: [arg-type] incompatible type "Callable[[str], str]"
+    ints().filter(takes_str)  # E: [arg-type] "filter" of "Pipeline" has incompatible type
+    ints().flat_map(takes_int)  # E: [arg-type] "flat_map" of "Pipeline" has incompatible type
+    ints().batch(2).map(takes_int)  # E: [arg-type] expected "Callable[[list[int]]
+    ints().map(takes_str, setup=load)  # E: [arg-type] "map" of "Pipeline" has incompatible type
+    ints().sink(takes_str)  # E: [arg-type] "sink" of "Pipeline" has incompatible type
+    strings: Pipeline[str] = ints().map(str)
+    wrong: Pipeline[int] = strings  # E: [assignment] expression has type "Pipeline[str]"
+    count: int = await ints().run()  # E: [assignment] expression has type "Report"
+    report: Report = await ints().run()
+    report.stages = ()  # E: [misc] Property "stages" defined in "Report" is read-only
+    await pipework.map(takes_str, range(3))  # E: [arg-type] "map" has incompatible type

@@ -1,0 +1,101 @@
+"""Must type-check under ``mypy --strict``: the types the builder infers.
+
+Nothing here runs; ``tests/test_typing.py`` checks it with mypy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Never, assert_type
+
+import pipework
+from pipework import Pipeline, Report, Stream
+
+
+def show(x: int) -> str:
+    return str(x)
+
+
+async def fetch(x: int) -> bytes:
+    return bytes(x)
+
+
+def load_table() -> dict[int, float]:
+    return {}
+
+
+def lookup(table: dict[int, float], x: int) -> float:
+    return table.get(x, 0.0)
+
+
+async def lookup_async(table: dict[int, float], x: int) -> float:
+    return table.get(x, 0.0)
+
+
+def is_even(x: int) -> bool:
+    return x % 2 == 0
+
+
+async def is_even_async(x: int) -> bool:
+    return x % 2 == 0
+
+
+async def numbers() -> AsyncIterator[int]:
+    yield 1
+
+
+def save(x: str) -> None:
+    pass
+
+
+async def builder_types() -> None:
+    ints = Pipeline(range(3))
+    assert_type(ints, Pipeline[int])
+    assert_type(Pipeline(numbers()), Pipeline[int])
+    assert_type(Pipeline(["a", "b"]), Pipeline[str])
+
+    assert_type(ints.map(str), Pipeline[str])
+    assert_type(ints.map(show), Pipeline[str])
+    assert_type(ints.map(show, on="process", workers=2, chunksize=8), Pipeline[str])
+    assert_type(ints.map(lambda x: x * 1.5), Pipeline[float])
+    assert_type(ints.map(fetch), Pipeline[bytes])
+    assert_type(ints.map(fetch, concurrency=4, ordered=False), Pipeline[bytes])
+    assert_type(ints.map(lookup, setup=load_table), Pipeline[float])
+    assert_type(ints.map(lookup, setup=load_table, on="thread"), Pipeline[float])
+    assert_type(ints.map(lookup_async, setup=load_table), Pipeline[float])
+
+    assert_type(ints.filter(is_even), Pipeline[int])
+    assert_type(ints.filter(is_even_async), Pipeline[int])
+    assert_type(ints.filter(lambda x: x > 1, on="thread"), Pipeline[int])
+    assert_type(ints.map(show).filter(str.isdigit), Pipeline[str])
+
+    assert_type(ints.flat_map(lambda x: [str(x)]), Pipeline[str])
+    assert_type(ints.flat_map(range), Pipeline[int])
+
+    assert_type(ints.batch(2), Pipeline[list[int]])
+    assert_type(ints.batch(2, max_wait=0.1).map(sum), Pipeline[int])
+    assert_type(ints.map(show).sink(save), Pipeline[Never])
+
+
+async def running_types() -> None:
+    ints = Pipeline(range(3))
+    assert_type(await ints.run(), Report)
+    assert_type(ints.stream(), Stream[int])
+    assert_type(ints.map(show).stream(), Stream[str])
+    async with ints.map(show).stream() as outputs:
+        assert_type(outputs, Stream[str])
+        async for out in outputs:
+            assert_type(out, str)
+    async for value in ints.batch(3):
+        assert_type(value, list[int])
+    report = await ints.run()
+    assert_type(report["source"].items_out, int)
+    assert_type(report.items_per_second, float)
+
+
+async def map_types() -> None:
+    assert_type(await pipework.map(show, range(3)), list[str])
+    assert_type(await pipework.map(show, range(3), on="thread", workers=2), list[str])
+    assert_type(await pipework.map(fetch, [1, 2], concurrency=8), list[bytes])
+    assert_type(await pipework.map(lookup, range(3), setup=load_table), list[float])
+    assert_type(await pipework.map(lambda x: x * 2, [1.0, 2.0]), list[float])
