@@ -13,6 +13,7 @@ import cloudpickle
 import pytest
 
 import pipework
+from pipework import _serial as serial
 from pipework import _worker
 from pipework._ops import apply, shape
 from pipework._worker import preload, run_chunk
@@ -63,6 +64,12 @@ def key():
 
 def remote(fn, setup=None):
     return cloudpickle.dumps((fn, setup))
+
+
+def run_remote(k, payload, op, items):
+    """Run a chunk as a process pool's worker sees it: items and outcome pickled."""
+    blob = run_chunk(k, payload, op, serial.dumps(items))
+    return blob if blob is None else serial.loads(blob)
 
 
 def test_unknown_key_without_payload_asks_for_it():
@@ -142,7 +149,7 @@ def test_preload_defers_setup_to_the_first_chunk():
 
 
 def test_failing_item_from_remote_payload_reports_position_and_traceback():
-    results, _, failure = run_chunk(key(), remote(fail_on_three), "map", [1, 2, 3, 4])
+    results, _, failure = run_remote(key(), remote(fail_on_three), "map", [1, 2, 3, 4])
     assert results == []
     position, exc, text = failure
     assert position == 2
@@ -165,7 +172,7 @@ def test_failing_item_from_local_payload_is_the_exception_itself():
 def test_exception_that_cannot_unpickle_comes_back_as_remote_error():
     with pytest.raises(TypeError):  # the premise: it does not survive a round trip
         pickle.loads(pickle.dumps(BadInitError("a", "b")))
-    _, _, failure = run_chunk(key(), remote(raise_bad_init), "map", [1])
+    _, _, failure = run_remote(key(), remote(raise_bad_init), "map", [1])
     position, exc, text = failure
     assert position == 0
     assert isinstance(exc, pipework.RemoteError)
@@ -176,16 +183,42 @@ def test_exception_that_cannot_unpickle_comes_back_as_remote_error():
     assert (copy.type_name, copy.message) == ("BadInitError", "left-right")
 
 
-@pytest.mark.parametrize("payload", [(add, broken_setup), remote(add, broken_setup)])
-def test_setup_failure_is_position_minus_one_and_installs_nothing(payload):
+@pytest.mark.parametrize("run", [run_chunk, run_remote], ids=["thread", "process"])
+def test_setup_failure_is_position_minus_one_and_installs_nothing(run):
     k = key()
-    results, _, failure = run_chunk(k, payload, "map", [1])
+    results, _, failure = run(k, remote(add, broken_setup), "map", [1])
     assert results == []
     position, exc, text = failure
     assert position == -1
     assert type(exc) is OSError
-    assert (text is None) == isinstance(payload, tuple)
-    assert run_chunk(k, None, "map", [1]) is None
+    assert (text is None) == (run is run_chunk)
+    assert run(k, None, "map", [1]) is None
+
+
+def test_a_result_that_cannot_travel_fails_its_item():
+    def lock_for_two(x):
+        return threading.Lock() if x == 2 else x
+
+    _, _, failure = run_remote(key(), remote(lock_for_two), "map", [1, 2, 3])
+    position, exc, text = failure
+    assert position == 1
+    assert isinstance(exc, pipework.UnpicklableError)
+    assert "cannot be pickled to return" in str(exc)
+    assert text is None
+
+
+def test_a_class_sent_by_value_comes_back_as_the_same_class():
+    # A class defined in the user's script travels by value with the function;
+    # its instances must come back as instances of the parent's own class.
+    namespace = {}
+    exec("class Point:\n    def __init__(self, x):\n        self.x = x", namespace)  # noqa: S102
+    point = namespace["Point"]
+    point.__module__ = "__main__"  # as if defined in the script: pickled by value
+
+    results, _, failure = run_remote(key(), remote(point), "map", [1, 2])
+    assert failure is None
+    assert [type(p) for p in results] == [point, point]
+    assert [p.x for p in results] == [1, 2]
 
 
 def test_registry_keeps_only_the_most_recently_used_stages():

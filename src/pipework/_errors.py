@@ -96,7 +96,11 @@ def annotate(exc: BaseException, stage: str, index: int | None, item: Any = None
     was not tied to one item (a source that raised, a worker that died).
     """
     if index is None:
-        exc.add_note(f"pipework: in stage {stage}")
+        note = f"pipework: in stage {stage}"
     else:
-        exc.add_note(f"pipework: in stage {stage}, on item {index}: {describe_item(item)}")
+        note = f"pipework: in stage {stage}, on item {index}: {describe_item(item)}"
+    # One exception object can reach several stages' handlers (an executor
+    # fails every pending future with the same one); say each thing once.
+    if note not in getattr(exc, "__notes__", ()):
+        exc.add_note(note)
     return exc

@@ -16,7 +16,6 @@ This module is imported in every worker process, so it stays light.
 
 from __future__ import annotations
 
-import pickle
 import threading
 import traceback
 from collections import OrderedDict
@@ -25,7 +24,8 @@ from functools import partial
 from time import perf_counter
 from typing import Any
 
-from ._errors import RemoteError
+from . import _serial as serial
+from ._errors import RemoteError, UnpicklableError
 from ._ops import Op, apply
 
 __all__ = ["Failure", "Outcome", "Payload", "preload", "run_chunk"]
@@ -44,17 +44,9 @@ Outcome = tuple[list[Any], float, Failure | None]
 _MAX_STAGES = 32
 
 
-class _Installed:
-    __slots__ = ("call", "remote")
-
-    def __init__(self, call: Callable[[Any], Any], remote: bool) -> None:
-        self.call = call
-        self.remote = remote
-
-
 class _Local(threading.local):
     def __init__(self) -> None:
-        self.installed: OrderedDict[str, _Installed] = OrderedDict()
+        self.installed: OrderedDict[str, Callable[[Any], Any]] = OrderedDict()
         self.pending: dict[str, Payload] = {}
 
 
@@ -70,53 +62,77 @@ def preload(key: str, payload: Payload) -> None:
     _local.pending[key] = payload
 
 
-def run_chunk(key: str, payload: Payload | None, op: Op, items: list[Any]) -> Outcome | None:
+def run_chunk(
+    key: str, payload: Payload | None, op: Op, items: list[Any] | bytes
+) -> Outcome | bytes | None:
     """Run one chunk of a stage in this worker.
+
+    ``items`` arrive pickled (bytes) from another process, and the outcome
+    then goes back pickled too; from a thread they are the list itself.
 
     :returns: the outcome, or ``None`` if this worker needs the payload first
     """
-    installed = _local.installed.get(key)
+    installed: Callable[[Any], Any] | Exception | None = _local.installed.get(key)
     if installed is not None:
         _local.installed.move_to_end(key)  # least recently used goes first
     else:
         payload = payload if payload is not None else _local.pending.pop(key, None)
         if payload is None:
             return None
-        remote = isinstance(payload, bytes)
-        try:
-            installed = _Installed(_load(payload), remote)
-        except Exception as exc:  # noqa: BLE001 - sent back, and re-raised by the parent
-            return [], 0.0, _failure(-1, exc, remote)
-        _local.installed[key] = installed
-        if len(_local.installed) > _MAX_STAGES:
-            _local.installed.popitem(last=False)
-    start = perf_counter()
-    results, failed = apply(installed.call, op, items)
-    elapsed = perf_counter() - start
-    if failed is None:
-        return results, elapsed, None
-    position, error = failed
-    return [], elapsed, _failure(position, error, installed.remote)
+        installed = _install(key, payload)
+    remote = isinstance(items, bytes)
+    if isinstance(installed, Exception):
+        outcome: Outcome = [], 0.0, _failure(-1, installed, remote=remote)
+    else:
+        values: list[Any] = serial.loads(items) if isinstance(items, bytes) else items
+        start = perf_counter()
+        results, failed = apply(installed, op, values)
+        elapsed = perf_counter() - start
+        if failed is None:
+            outcome = results, elapsed, None
+        else:
+            outcome = [], elapsed, _failure(*failed, remote=remote)
+    return _send_back(outcome) if remote else outcome
 
 
-def _load(payload: Payload) -> Callable[[Any], Any]:
-    fn, setup = pickle.loads(payload) if isinstance(payload, bytes) else payload
-    return fn if setup is None else partial(fn, setup())
+def _install(key: str, payload: Payload) -> Callable[[Any], Any] | Exception:
+    try:
+        fn, setup = serial.loads(payload) if isinstance(payload, bytes) else payload
+        call = fn if setup is None else partial(fn, setup())
+    except Exception as exc:  # noqa: BLE001 - reported as a failure of setup; not kept
+        return exc
+    _local.installed[key] = call
+    if len(_local.installed) > _MAX_STAGES:
+        _local.installed.popitem(last=False)
+    return call
 
 
-def _failure(position: int, exc: Exception, remote: bool) -> Failure:
+def _failure(position: int, exc: Exception, *, remote: bool) -> Failure:
     if not remote:
         return position, exc, None
-    text = "".join(traceback.format_exception(exc))
-    return position, _portable(exc), text
+    return position, exc, "".join(traceback.format_exception(exc))
 
 
-def _portable(exc: Exception) -> BaseException:
-    # An exception that pickles but does not unpickle (an __init__ whose
-    # arguments are not its args) would break the pool's result thread in
-    # the parent, so prove the round trip here, on the cold path.
+def _send_back(outcome: Outcome) -> bytes:
+    results, elapsed, failure = outcome
+    if failure is not None:
+        position, exc, text = failure
+        return serial.dumps(([], elapsed, (position, _portable(exc), text)))
     try:
-        pickle.loads(pickle.dumps(exc))
+        return serial.dumps(outcome)
+    except Exception as exc:  # noqa: BLE001 - a result that cannot travel fails its item
+        error = UnpicklableError(
+            f"its result cannot be pickled to return from the worker process: {exc}"
+        )
+        return serial.dumps(([], elapsed, (serial.first_unpicklable(results), error, None)))
+
+
+def _portable(exc: BaseException) -> BaseException:
+    # An exception that pickles but does not unpickle (an __init__ whose
+    # arguments are not its args) would fail in the parent instead, so
+    # prove the round trip here, on the cold path.
+    try:
+        serial.loads(serial.dumps(exc))
     except Exception:  # noqa: BLE001 - any failure to travel means: send a stand-in
         return RemoteError(type(exc).__qualname__, str(exc))
     return exc

@@ -27,7 +27,10 @@ class Backend(Protocol):
         ...
 
     async def run_chunk(self, op: Op, items: list[Any]) -> Outcome:
-        """Run ``op`` over ``items`` on one worker, and return the outcome."""
+        """Run ``op`` over ``items`` on one worker, and return the outcome.
+
+        :raises NotPicklableError: if an item cannot be sent to a remote worker
+        """
         ...
 
     async def aclose(self, *, aborted: bool) -> None:

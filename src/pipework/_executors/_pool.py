@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import anyio
 
+from .. import _serial as serial
 from .._ops import Op
 from .._worker import Outcome, Payload, preload, run_chunk
 from ._payload import pickle_payload
@@ -72,15 +73,23 @@ class ExecutorBackend:
         return self._remote
 
     async def run_chunk(self, op: Op, items: list[Any]) -> Outcome:
-        """Run one chunk, sending the stage's payload only to a worker that lacks it."""
-        outcome = await self._call(None, op, items)
+        """Run one chunk, sending the stage's payload only to a worker that lacks it.
+
+        :raises NotPicklableError: if an item cannot be pickled for a remote worker
+        """
+        sent: list[Any] | bytes = serial.dumps_values(items) if self._remote else items
+        outcome = await self._call(None, op, sent)
         if outcome is None:
-            outcome = await self._call(self._payload, op, items)
+            outcome = await self._call(self._payload, op, sent)
         if outcome is None:  # pragma: no cover - run_chunk installs any payload it is given
             raise RuntimeError("a worker did not install the stage it was sent")
+        if isinstance(outcome, bytes):
+            return serial.loads(outcome)  # type: ignore[no-any-return]
         return outcome
 
-    async def _call(self, payload: Payload | None, op: Op, items: list[Any]) -> Outcome | None:
+    async def _call(
+        self, payload: Payload | None, op: Op, items: list[Any] | bytes
+    ) -> Outcome | bytes | None:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, run_chunk, self._key, payload, op, items)
         if not self._owns_processes:

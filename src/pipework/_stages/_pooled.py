@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from concurrent.futures import BrokenExecutor
 from typing import Any
 
@@ -12,13 +11,10 @@ from .._chunking import ChunkSizer
 from .._errors import RemoteTraceback, UnpicklableError, annotate
 from .._executors import Backend, open_backend
 from .._report import StageStats
+from .._serial import NotPicklableError
 from .._specs import MapSpec
 from ._common import finish
 from ._window import Window
-
-# Errors that pickling raises: pickle's own, and the TypeError or
-# AttributeError that objects raise when they refuse to be pickled.
-_PICKLING_ERRORS = (pickle.PicklingError, TypeError, AttributeError)
 
 
 async def run_pooled(
@@ -57,20 +53,29 @@ async def _run_chunks(
     async def job(batch: Batch[Any]) -> Batch[Any]:
         try:
             results, seconds, failure = await backend.run_chunk(op, batch.items)
-        except Exception as exc:  # noqa: BLE001 - explained and re-raised
-            raise _chunk_error(exc, label, batch, remote=backend.remote) from exc.__cause__
+        except NotPicklableError as bad:
+            index = batch.index[bad.position]
+            raise UnpicklableError(
+                f"stage {label}: item {index} cannot be pickled to reach a worker process: "
+                f"{bad.cause}"
+            ) from bad.cause
+        except BrokenExecutor as exc:
+            raise _worker_died(exc, label) from exc.__cause__
+        except Exception as exc:  # the executor itself failed, not the user's function
+            annotate(exc, label, None)
+            raise
         stats.busy += seconds
         sizer.observe(len(batch), seconds)
-        if failure is not None:
-            stats.failed += 1
-            position, error, remote_traceback = failure
-            if remote_traceback is not None:
-                error.__cause__ = RemoteTraceback(remote_traceback)
-            if position < 0:
-                error.add_note(f"pipework: in the setup of stage {label}, in a worker")
-                raise error
-            raise annotate(error, label, batch.index[position], batch.items[position])
-        return finish(op, batch, results, label)
+        if failure is None:
+            return finish(op, batch, results, label)
+        stats.failed += 1
+        position, error, remote_traceback = failure
+        if remote_traceback is not None:
+            error.__cause__ = RemoteTraceback(remote_traceback)
+        if position < 0:
+            error.add_note(f"pipework: in the setup of stage {label}, in a worker")
+            raise error
+        raise annotate(error, label, batch.index[position], batch.items[position])
 
     # Two chunks per worker keep each worker fed while its last result
     # travels back; the reorder window doubles that when output is ordered.
@@ -88,36 +93,13 @@ async def _run_chunks(
     await window.run()
 
 
-def _chunk_error(exc: Exception, label: str, batch: Batch[Any], *, remote: bool) -> Exception:
-    """Explain a failure of the executor itself, which no user function raised."""
-    span = (
-        f"items {batch.index[0]} to {batch.index[-1]}"
-        if len(batch) > 1
-        else f"item {batch.index[0]}"
+def _worker_died(exc: BrokenExecutor, label: str) -> BrokenExecutor:
+    # Every chunk in flight receives the same exception object; say it once.
+    note = (
+        f"pipework: a worker of stage {label} died. If workers die as soon as they "
+        "start, check that the script runs its pipeline under "
+        "`if __name__ == '__main__':`, because worker processes import the main module."
     )
-    if isinstance(exc, BrokenExecutor):
-        exc.add_note(
-            f"pipework: a worker of stage {label} died while running {span}. If workers die "
-            "as soon as they start, check that the script runs its pipeline under "
-            "`if __name__ == '__main__':`, because worker processes import the main module."
-        )
-        return exc
-    if remote and isinstance(exc, _PICKLING_ERRORS):
-        for position, item in enumerate(batch.items):
-            try:
-                pickle.dumps(item)
-            except Exception as item_exc:  # noqa: BLE001 - any failure to pickle is the answer
-                error = UnpicklableError(
-                    f"stage {label}: item {batch.index[position]} cannot be pickled "
-                    f"to reach a worker process: {item_exc}"
-                )
-                error.__cause__ = item_exc
-                return error
-        error = UnpicklableError(
-            f"stage {label}: a result for {span} cannot be pickled to return from "
-            f"a worker process: {exc}"
-        )
-        error.__cause__ = exc
-        return error
-    annotate(exc, label, None)
+    if note not in getattr(exc, "__notes__", ()):
+        exc.add_note(note)
     return exc
