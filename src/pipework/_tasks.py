@@ -8,12 +8,15 @@ exception, of its own type, so this group keeps the first and cancels the rest.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import anyio
 import anyio.abc
+
+T = TypeVar("T")
 
 
 class FailFastGroup:
@@ -61,3 +64,29 @@ class FailFastGroup:
             if self._first is None:
                 self._first = exc
             self._group.cancel_scope.cancel()
+
+
+USER_CLEANUP_GRACE = 10.0
+"""Seconds a cancelled user coroutine may spend in its cleanup before the run stops waiting."""
+
+
+async def call_user(awaitable: Awaitable[T]) -> T:
+    """Await a user's coroutine with asyncio's cancellation semantics.
+
+    anyio cancels level-triggered: inside a cancelled scope every ``await``
+    is cancelled again, so a user's ``finally: await conn.close()`` would be
+    cut short. asyncio code expects one ``CancelledError`` and then room to
+    clean up. So the user's code runs in a task of its own, shielded from
+    the repeated cancellation, is cancelled once, and is given
+    `USER_CLEANUP_GRACE` seconds to finish its cleanup.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(USER_CLEANUP_GRACE):
+            await asyncio.wait([task])
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: the run is being cancelled anyway
+        raise

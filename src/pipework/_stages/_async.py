@@ -11,6 +11,7 @@ from .._errors import annotate
 from .._ops import shape
 from .._report import StageStats
 from .._specs import MapSpec
+from .._tasks import call_user
 from ._common import bind, finish
 from ._window import Window
 
@@ -26,7 +27,7 @@ async def run_async(
         item = batch.items[0]
         start = perf_counter()
         try:
-            value = shape(op, await call(item))
+            value = shape(op, await call_user(call(item)))
         except Exception as exc:
             stats.failed += 1
             annotate(exc, label, batch.index[0], item)

@@ -15,6 +15,7 @@ from .._channel import Channel
 from .._errors import annotate
 from .._report import StageStats
 from .._specs import SinkSpec, SourceSpec
+from .._tasks import call_user
 
 # How long an aborted run waits for an async source's cleanup (its finally
 # blocks) before it gives up on it.
@@ -44,10 +45,12 @@ async def _pull_sync(
         while True:
             room = await out.wait_room()
             start = perf_counter()
+            items: list[Any] = []
             try:
-                items = list(islice(iterator, room))
+                items.extend(islice(iterator, room))
             except Exception as exc:
-                _source_failed(exc, label, position)
+                # extend() keeps what the iterator yielded before it raised.
+                _source_failed(exc, label, position + len(items))
                 raise
             finally:
                 stats.busy += perf_counter() - start
@@ -73,7 +76,7 @@ async def _pull_async(
             await out.wait_room()
             start = perf_counter()
             try:
-                item = await iterator.__anext__()
+                item = await call_user(iterator.__anext__())
             except StopAsyncIteration:
                 return
             except Exception as exc:
@@ -106,7 +109,7 @@ async def run_sink(spec: SinkSpec, label: str, inp: Channel[Any], stats: StageSt
             for position, item in enumerate(batch.items):  # noqa: B007 - read on failure
                 result = fn(item)
                 if is_async:
-                    await result
+                    await call_user(result)
                 elif inspect.iscoroutine(result):
                     _refuse_coroutine(result, label)
         except Exception as exc:
