@@ -55,15 +55,17 @@ def test_classes_and_exceptions_defined_in_a_script_round_trip(tmp_path):
     assert "raised Boom ninety-nine" in done.stdout
 
 
-def test_dumps_values_names_the_first_value_that_cannot_be_pickled():
+def test_pack_values_names_the_first_value_that_cannot_be_pickled():
     with pytest.raises(serial.NotPicklableError) as caught:
-        serial.dumps_values([1, "two", threading.Lock(), threading.Lock()])
+        serial.pack_values([1, "two", threading.Lock(), threading.Lock()])
     assert caught.value.position == 2
     assert isinstance(caught.value.cause, TypeError)
 
 
 def test_round_trip_of_plain_values_and_lambdas():
     offset = 3
-    fn = serial.loads(serial.dumps(lambda x: x + offset))
+    fn = serial.unpack(serial.pack(lambda x: x + offset), unlink=True)
     assert fn(1) == 4
-    assert serial.loads(serial.dumps_values([1, "a", None])) == [1, "a", None]
+    packed = serial.pack_values([1, "a", None])
+    assert packed[1] == ()  # nothing large: no shared memory
+    assert serial.unpack(packed, unlink=True) == [1, "a", None]

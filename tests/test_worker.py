@@ -68,8 +68,8 @@ def remote(fn, setup=None):
 
 def run_remote(k, payload, op, items):
     """Run a chunk as a process pool's worker sees it: items and outcome pickled."""
-    blob = run_chunk(k, payload, op, serial.dumps(items))
-    return blob if blob is None else serial.loads(blob)
+    packed = run_chunk(k, payload, op, serial.pack(items))
+    return packed if packed is None else serial.unpack(packed, unlink=True)
 
 
 def test_unknown_key_without_payload_asks_for_it():

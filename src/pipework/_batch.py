@@ -39,3 +39,16 @@ class Batch(Generic[T]):
     def slice(self, start: int, stop: int) -> Batch[T]:
         """Return the items from ``start`` to ``stop`` as a new batch."""
         return Batch(self.index[start:stop], self.items[start:stop])
+
+    @staticmethod
+    def concat(parts: list[Batch[T]]) -> Batch[T]:
+        """Join batches in order; contiguous ranges of positions stay one range."""
+        if len(parts) == 1:
+            return parts[0]
+        items = [x for part in parts for x in part.items]
+        first, last = parts[0].index, parts[-1].index
+        if all(isinstance(part.index, range) for part in parts) and (
+            last[-1] - first[0] + 1 == len(items)  # ascending and without gaps
+        ):
+            return Batch(range(first[0], first[0] + len(items)), items)
+        return Batch([i for part in parts for i in part.index], items)

@@ -24,18 +24,29 @@ hook for them.
 from __future__ import annotations
 
 import contextlib
-import io
+import ctypes
 import mmap
 import os
 import pickle
 import secrets
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
-import cloudpickle  # type: ignore[import-untyped]
-
-__all__ = ["THRESHOLD", "Packed", "dumps", "loads", "prefix_for", "sweep", "sweep_orphans"]
+__all__ = [
+    "THRESHOLD",
+    "Packed",
+    "Segment",
+    "forget_inbound",
+    "map_segments",
+    "new_key",
+    "out_of_band",
+    "prefix_for",
+    "segments_of",
+    "sweep",
+    "sweep_orphans",
+    "unlink",
+]
 
 THRESHOLD = 1 << 20
 """Buffers of at least this many bytes travel through shared memory."""
@@ -43,49 +54,87 @@ THRESHOLD = 1 << 20
 SHM_DIR = Path("/dev/shm")  # noqa: S108 - the Linux shared-memory file system, not a temp dir
 _ENABLED = SHM_DIR.is_dir()
 
-# What crosses the pipe: the pickle stream, and the segments holding its
-# large buffers (name and size), in the order the unpickler wants them.
-Packed = tuple[bytes, tuple[tuple[str, int], ...]]
+# A large buffer's place: the segment's name, and the offset and size within it.
+Segment = tuple[str, int, int]
+# What crosses the pipe: the pickle stream, and the places of its large
+# buffers, in the order the unpickler wants them.
+Packed = tuple[bytes, tuple[Segment, ...]]
 
 
-def prefix_for(key: str, pid: int | None = None) -> str:
-    """Return the segment-name prefix of one stage's run in the process ``pid``."""
-    return f"pipework-{os.getpid() if pid is None else pid}-{key}-"
+class _Inbound(threading.local):
+    """The segments a worker mapped for the chunk it is running: (address, size, name)."""
+
+    def __init__(self) -> None:
+        self.mapped: list[tuple[int, int, str]] = []
 
 
-def dumps(obj: Any, prefix: str | None) -> Packed:
-    """Pickle ``obj``, putting buffers of at least `THRESHOLD` bytes in shared memory.
+_inbound = _Inbound()
 
-    With no ``prefix``, or where there is no ``/dev/shm``, everything goes in band.
+
+def new_key() -> str:
+    """Return a key for one stage of one run: this process's pid and a random part.
+
+    The pid in the key is what lets `sweep_orphans` tell whose segments are
+    left over, and a worker names its segments from the key alone.
     """
-    segments: list[tuple[str, int]] = []
-    stream = io.BytesIO()
-    callback = _out_of_band(prefix, segments) if prefix is not None and _ENABLED else None
-    try:
-        cloudpickle.Pickler(stream, protocol=5, buffer_callback=callback).dump(obj)
-    except BaseException:
-        _unlink_all(name for name, _ in segments)
-        raise
-    return stream.getvalue(), tuple(segments)
+    return f"{os.getpid()}-{secrets.token_hex(8)}"
 
 
-def loads(packed: Packed, *, unlink: bool) -> Any:
-    """Unpickle what `dumps` made, mapping its segments.
+def prefix_for(key: str) -> str:
+    """Return the prefix of the names of the segments made under ``key``."""
+    return f"pipework-{key}-"
 
-    ``unlink`` removes the segments' names once they are mapped: the memory
-    lives on until the last object using it is gone. Pass it when this side
-    is the last reader.
+
+def out_of_band(
+    prefix: str | None, segments: list[Segment]
+) -> Callable[[pickle.PickleBuffer], bool] | None:
+    """Return a pickler's ``buffer_callback`` that puts large buffers in segments.
+
+    The places it uses are appended to ``segments``. A buffer that lies in a
+    segment this thread received for its current chunk (a function that
+    returns its input, or changes it in place) is sent back as a reference
+    to that segment rather than copied. With no ``prefix``, or where there
+    is no shared memory, it returns ``None``: all in band.
     """
-    data, segments = packed
-    buffers = [_map(name, size) for name, size in segments]
+    if prefix is None or not _ENABLED:
+        return None
+
+    def callback(buffer: pickle.PickleBuffer) -> bool:
+        view = buffer.raw()
+        if view.nbytes < THRESHOLD:
+            return True  # in band: small buffers cost less in the stream
+        segments.append(_within_inbound(view) or (_write(prefix, view), 0, view.nbytes))
+        return False
+
+    return callback
+
+
+def map_segments(
+    segments: tuple[Segment, ...], *, unlink: bool, track: bool = False
+) -> list[memoryview]:
+    """Map the places of a packed value's buffers, for its unpickler.
+
+    ``unlink`` removes the names once mapped: the memory lives on until the
+    last object using it is gone, so pass it when this side is the last
+    reader. ``track`` records the mappings as this thread's current inbound
+    segments (see `out_of_band`), replacing the previous chunk's.
+    """
+    maps = {name: _map(name) for name in {name for name, _, _ in segments}}
+    if track:
+        _inbound.mapped = [(_address(m), len(m), name) for name, m in maps.items()]
     if unlink:
-        _unlink_all(name for name, _ in segments)
-    return pickle.loads(data, buffers=buffers)
+        _unlink_all(maps)
+    return [memoryview(maps[name])[offset : offset + size] for name, offset, size in segments]
+
+
+def forget_inbound() -> None:
+    """Drop this thread's record of its inbound segments, once its chunk is sent back."""
+    _inbound.mapped = []
 
 
 def segments_of(packed: Packed) -> list[str]:
     """Return the names of the segments a packed value refers to."""
-    return [name for name, _ in packed[1]]
+    return [name for name, _, _ in packed[1]]
 
 
 def sweep(prefix: str) -> int:
@@ -130,9 +179,12 @@ def _write(prefix: str, view: memoryview) -> str:
     name = prefix + secrets.token_hex(8)
     fd = os.open(SHM_DIR / name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.ftruncate(fd, view.nbytes)
-        with mmap.mmap(fd, view.nbytes) as target:
-            target[:] = view
+        # One write() lets the kernel fill the pages: about twice as fast as
+        # copying through a mapping, which faults each page in turn.
+        data = view.cast("B") if view.format != "B" or view.ndim != 1 else view
+        written = 0
+        while written < len(data):
+            written += os.write(fd, data[written:])
     except BaseException:
         _unlink_all([name])
         raise
@@ -141,14 +193,35 @@ def _write(prefix: str, view: memoryview) -> str:
     return name
 
 
-def _map(name: str, size: int) -> mmap.mmap:
-    fd = os.open(SHM_DIR / name, os.O_RDONLY)
+def _map(name: str) -> mmap.mmap:
+    fd = os.open(SHM_DIR / name, os.O_RDWR)
     try:
-        # Private and writable: the receiver may change its array freely,
-        # and the sender's copy stays as it was.
-        return mmap.mmap(fd, size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        # Shared and writable: a segment is a private copy made for one chunk,
+        # so a worker may change its arrays in place, and a result that is
+        # its own input can go back as a reference instead of a second copy.
+        return mmap.mmap(fd, os.fstat(fd).st_size)
     finally:
         os.close(fd)
+
+
+def _address(mapping: mmap.mmap) -> int:
+    anchor = ctypes.c_char.from_buffer(mapping)
+    try:
+        return ctypes.addressof(anchor)
+    finally:
+        del anchor  # release the export, or the mapping could never close
+
+
+def _within_inbound(view: memoryview) -> Segment | None:
+    if not _inbound.mapped or view.readonly:
+        return None
+    anchor = ctypes.c_char.from_buffer(view)
+    start = ctypes.addressof(anchor)
+    del anchor
+    for base, size, name in _inbound.mapped:
+        if base <= start and start + view.nbytes <= base + size:
+            return name, start - base, view.nbytes
+    return None
 
 
 def _unlink_all(names: Iterable[str]) -> int:

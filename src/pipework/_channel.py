@@ -161,9 +161,7 @@ class Channel(Generic[T]):
                 parts.append(head.slice(self._offset, self._offset + want))
                 self._offset += want
                 want = 0
-        if len(parts) == 1:
-            return parts[0]
-        return Batch([i for p in parts for i in p.index], [x for p in parts for x in p.items])
+        return Batch.concat(parts)
 
 
 async def _wait(waiters: deque[asyncio.Future[None]]) -> None:

@@ -62,5 +62,8 @@ async def map(fn: Callable[..., Any], items: Any, *, on: On = None, **options: A
     if on is not None:
         options["on"] = on
     pipeline: Pipeline[Any] = Pipeline(items).map(fn, **options)
+    results: list[Any] = []
     async with pipeline.stream() as outputs:
-        return [out async for out in outputs]
+        while (batch := await outputs._next_batch()) is not None:  # noqa: SLF001 - a sibling module
+            results.extend(batch)
+    return results

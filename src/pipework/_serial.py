@@ -7,17 +7,24 @@ unpickle in the parent as instances of the parent's own class. Plain pickle
 would refuse them ("not the same object as __main__.Out"). For built-in
 types cloudpickle costs within a few percent of pickle.
 
+With a segment prefix, buffers of a megabyte or more (numpy arrays) travel
+out of band through shared memory (`pipework._buffers`) instead of the pipe.
+
 This module runs in workers as well as in the parent, so it stays light.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]
 
-__all__ = ["NotPicklableError", "dumps", "dumps_values", "first_unpicklable", "loads"]
+from . import _buffers as buffers
+from ._buffers import Packed
+
+__all__ = ["NotPicklableError", "Packed", "first_unpicklable", "pack", "pack_values", "unpack"]
 
 
 class NotPicklableError(Exception):
@@ -30,24 +37,39 @@ class NotPicklableError(Exception):
         self.cause = cause
 
 
-def dumps(obj: Any) -> bytes:
-    """Pickle ``obj`` with cloudpickle, protocol 5."""
-    blob: bytes = cloudpickle.dumps(obj, protocol=5)
-    return blob
+def pack(obj: Any, prefix: str | None = None) -> Packed:
+    """Pickle ``obj`` with cloudpickle, protocol 5; large buffers go in segments under ``prefix``.
+
+    With no ``prefix``, everything goes in band.
+    """
+    segments: list[buffers.Segment] = []
+    stream = io.BytesIO()
+    callback = buffers.out_of_band(prefix, segments)
+    try:
+        cloudpickle.Pickler(stream, protocol=5, buffer_callback=callback).dump(obj)
+    except BaseException:
+        buffers.unlink([name for name, offset, _ in segments if offset == 0])
+        raise
+    return stream.getvalue(), tuple(segments)
 
 
-def loads(blob: bytes) -> Any:
-    """Unpickle what `dumps` made; cloudpickle's output needs only pickle to load."""
-    return pickle.loads(blob)
+def unpack(packed: Packed, *, unlink: bool, track: bool = False) -> Any:
+    """Unpickle what `pack` made.
+
+    ``unlink`` removes its segments once mapped; ``track`` lets a worker send
+    back a buffer it received without copying it (see `pipework._buffers`).
+    """
+    data, segments = packed
+    return pickle.loads(data, buffers=buffers.map_segments(segments, unlink=unlink, track=track))
 
 
-def dumps_values(values: list[Any]) -> bytes:
-    """Pickle a list of values, naming the first that cannot be pickled.
+def pack_values(values: list[Any], prefix: str | None = None) -> Packed:
+    """Pack a list of values, naming the first that cannot be pickled.
 
     :raises NotPicklableError: with the position of the first bad value
     """
     try:
-        return dumps(values)
+        return pack(values, prefix)
     except Exception as exc:
         raise NotPicklableError(first_unpicklable(values), exc) from exc
 
@@ -56,7 +78,7 @@ def first_unpicklable(values: list[Any]) -> int:
     """Return the position of the first value that cannot be pickled (the cold path)."""
     for position, value in enumerate(values):
         try:
-            dumps(value)
+            cloudpickle.dumps(value, protocol=5)
         except Exception:  # noqa: BLE001 - any failure to pickle is the answer
             return position
     return 0

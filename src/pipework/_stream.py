@@ -86,15 +86,28 @@ class Stream(Generic[T_co]):
 
     async def __anext__(self) -> T_co:
         """Return the next output, waiting for it if need be."""
+        if not self._items:
+            batch = await self._next_batch()
+            if batch is None:
+                raise StopAsyncIteration
+            self._items.extend(batch)
+        return self._items.popleft()  # type: ignore[no-any-return]
+
+    async def _next_batch(self) -> list[Any] | None:
+        """Return the next run of outputs as they arrived, or ``None`` at the end.
+
+        For readers inside pipework that want whole runs, such as `pipework.map`,
+        which would otherwise pay for one ``__anext__`` per item.
+        """
         if self._items:
-            return self._items.popleft()  # type: ignore[no-any-return]
+            items, self._items = list(self._items), deque()
+            return items
         task = self._start()
         batch = await self._tail.take()
         if batch is None:
             self._report = await task
-            raise StopAsyncIteration
-        self._items.extend(batch.items)
-        return self._items.popleft()  # type: ignore[no-any-return]
+            return None
+        return batch.items
 
     async def aclose(self) -> None:
         """Stop the run, if it is still going, and wait until it has cleaned up.

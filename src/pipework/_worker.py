@@ -16,6 +16,7 @@ This module is imported in every worker process, so it stays light.
 
 from __future__ import annotations
 
+import pickle
 import threading
 import traceback
 from collections import OrderedDict
@@ -24,6 +25,7 @@ from functools import partial
 from time import perf_counter
 from typing import Any
 
+from . import _buffers as buffers
 from . import _serial as serial
 from ._errors import RemoteError, UnpicklableError
 from ._ops import Op, apply
@@ -63,12 +65,13 @@ def preload(key: str, payload: Payload) -> None:
 
 
 def run_chunk(
-    key: str, payload: Payload | None, op: Op, items: list[Any] | bytes
-) -> Outcome | bytes | None:
+    key: str, payload: Payload | None, op: Op, items: list[Any] | serial.Packed
+) -> Outcome | serial.Packed | None:
     """Run one chunk of a stage in this worker.
 
-    ``items`` arrive pickled (bytes) from another process, and the outcome
-    then goes back pickled too; from a thread they are the list itself.
+    ``items`` arrive packed from another process, and the outcome then goes
+    back packed too, its large buffers in segments named under ``key``; from
+    a thread they are the list itself.
 
     :returns: the outcome, or ``None`` if this worker needs the payload first
     """
@@ -80,11 +83,14 @@ def run_chunk(
         if payload is None:
             return None
         installed = _install(key, payload)
-    remote = isinstance(items, bytes)
+    remote = isinstance(items, tuple)
     if isinstance(installed, Exception):
         outcome: Outcome = [], 0.0, _failure(-1, installed, remote=remote)
     else:
-        values: list[Any] = serial.loads(items) if isinstance(items, bytes) else items
+        # The sender removes these segments once the chunk is done.
+        values: list[Any] = (
+            serial.unpack(items, unlink=False) if isinstance(items, tuple) else items
+        )
         start = perf_counter()
         results, failed = apply(installed, op, values)
         elapsed = perf_counter() - start
@@ -92,12 +98,17 @@ def run_chunk(
             outcome = results, elapsed, None
         else:
             outcome = [], elapsed, _failure(*failed, remote=remote)
-    return _send_back(outcome) if remote else outcome
+    if not remote:
+        return outcome
+    try:
+        return _send_back(outcome, buffers.prefix_for(key))
+    finally:
+        buffers.forget_inbound()
 
 
 def _install(key: str, payload: Payload) -> Callable[[Any], Any] | Exception:
     try:
-        fn, setup = serial.loads(payload) if isinstance(payload, bytes) else payload
+        fn, setup = pickle.loads(payload) if isinstance(payload, bytes) else payload
         call = fn if setup is None else partial(fn, setup())
     except Exception as exc:  # noqa: BLE001 - reported as a failure of setup; not kept
         return exc
@@ -113,18 +124,18 @@ def _failure(position: int, exc: Exception, *, remote: bool) -> Failure:
     return position, exc, "".join(traceback.format_exception(exc))
 
 
-def _send_back(outcome: Outcome) -> bytes:
+def _send_back(outcome: Outcome, prefix: str) -> serial.Packed:
     results, elapsed, failure = outcome
     if failure is not None:
         position, exc, text = failure
-        return serial.dumps(([], elapsed, (position, _portable(exc), text)))
+        return serial.pack(([], elapsed, (position, _portable(exc), text)))
     try:
-        return serial.dumps(outcome)
+        return serial.pack(outcome, prefix)
     except Exception as exc:  # noqa: BLE001 - a result that cannot travel fails its item
         error = UnpicklableError(
             f"its result cannot be pickled to return from the worker process: {exc}"
         )
-        return serial.dumps(([], elapsed, (serial.first_unpicklable(results), error, None)))
+        return serial.pack(([], elapsed, (serial.first_unpicklable(results), error, None)))
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -132,7 +143,7 @@ def _portable(exc: BaseException) -> BaseException:
     # arguments are not its args) would fail in the parent instead, so
     # prove the round trip here, on the cold path.
     try:
-        serial.loads(serial.dumps(exc))
+        serial.unpack(serial.pack(exc), unlink=True)
     except Exception:  # noqa: BLE001 - any failure to travel means: send a stand-in
         return RemoteError(type(exc).__qualname__, str(exc))
     return exc

@@ -11,13 +11,13 @@ import asyncio
 import multiprocessing
 import os
 import sys
-import uuid
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from functools import partial
 from typing import Any, Literal
 
 import anyio
 
+from .. import _buffers as buffers
 from .. import _serial as serial
 from .._ops import Op
 from .._worker import Outcome, Payload, preload, run_chunk
@@ -60,6 +60,7 @@ class ExecutorBackend:
         self._capacity = capacity
         self._key = key
         self._payload = payload
+        self._prefix = buffers.prefix_for(key)
         self._owns_processes = owned and isinstance(executor, ProcessPoolExecutor)
 
     @property
@@ -77,19 +78,25 @@ class ExecutorBackend:
 
         :raises NotPicklableError: if an item cannot be pickled for a remote worker
         """
-        sent: list[Any] | bytes = serial.dumps_values(items) if self._remote else items
-        outcome = await self._call(None, op, sent)
+        if not self._remote:
+            outcome: Outcome = await self._run(op, items)
+            return outcome
+        sent = serial.pack_values(items, self._prefix)
+        try:
+            # Unpacked before the items' segments go: a result may refer to one.
+            return serial.unpack(await self._run(op, sent), unlink=True)  # type: ignore[no-any-return]
+        finally:
+            buffers.unlink(buffers.segments_of(sent))
+
+    async def _run(self, op: Op, items: Any) -> Any:
+        outcome = await self._call(None, op, items)
         if outcome is None:
-            outcome = await self._call(self._payload, op, sent)
+            outcome = await self._call(self._payload, op, items)
         if outcome is None:  # pragma: no cover - run_chunk installs any payload it is given
             raise RuntimeError("a worker did not install the stage it was sent")
-        if isinstance(outcome, bytes):
-            return serial.loads(outcome)  # type: ignore[no-any-return]
         return outcome
 
-    async def _call(
-        self, payload: Payload | None, op: Op, items: list[Any] | bytes
-    ) -> Outcome | bytes | None:
+    async def _call(self, payload: Payload | None, op: Op, items: Any) -> Any:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, run_chunk, self._key, payload, op, items)
         if not self._owns_processes:
@@ -103,26 +110,33 @@ class ExecutorBackend:
         return await asyncio.shield(future)
 
     async def aclose(self, *, aborted: bool) -> None:
-        """Shut down a pool this backend started; leave a user's executor open."""
-        if not self._owned:
-            return
-        executor = self._executor
+        """Shut down a pool this backend started; leave a user's executor open.
+
+        Then remove any shared-memory segment of this run that is left: the
+        results of chunks that were cut short, which no one will read.
+        """
         with anyio.CancelScope(shield=True):
-            if isinstance(executor, ProcessPoolExecutor):
-                if aborted:
-                    # Work already running in a process cannot be cancelled,
-                    # and an aborted run must not leave it running: kill it.
-                    for process in list(getattr(executor, "_processes", {}).values()):
-                        process.kill()
-                await anyio.to_thread.run_sync(
-                    partial(executor.shutdown, wait=True, cancel_futures=aborted)
-                )
-            elif aborted:
-                # A thread cannot be killed; let what runs finish on its own
-                # rather than hold up the cancellation of the run.
-                executor.shutdown(wait=False, cancel_futures=True)
-            else:
-                await anyio.to_thread.run_sync(partial(executor.shutdown, wait=True))
+            if self._owned:
+                await self._shutdown(aborted=aborted)
+            buffers.sweep(self._prefix)
+
+    async def _shutdown(self, *, aborted: bool) -> None:
+        executor = self._executor
+        if isinstance(executor, ProcessPoolExecutor):
+            if aborted:
+                # Work already running in a process cannot be cancelled, and
+                # an aborted run must not leave it running: kill it.
+                for process in list(getattr(executor, "_processes", {}).values()):
+                    process.kill()
+            await anyio.to_thread.run_sync(
+                partial(executor.shutdown, wait=True, cancel_futures=aborted)
+            )
+        elif aborted:
+            # A thread cannot be killed; let what runs finish on its own
+            # rather than hold up the cancellation of the run.
+            executor.shutdown(wait=False, cancel_futures=True)
+        else:
+            await anyio.to_thread.run_sync(partial(executor.shutdown, wait=True))
 
 
 def _consume_outcome(future: asyncio.Future[Any]) -> None:
@@ -145,7 +159,8 @@ def open_backend(
     process stages; a user's executor that is not a thread pool gets it
     pickled here, before any item is taken from the input.
     """
-    key = uuid.uuid4().hex
+    key = buffers.new_key()
+    buffers.sweep_orphans()  # segments of an earlier parent that was killed
     if on == "process":
         count = workers or default_workers()
         pickled = payload if payload is not None else pickle_payload(fn, setup, stage)

@@ -8,8 +8,10 @@ call per chunk. Both are "jobs" here. The engine keeps two bounds:
   finished results wait for it in a reorder buffer; this bound keeps that
   buffer, and so memory, from growing. It is the backpressure of the stage.
 
-A slot is taken before input is taken, so items wait in the channel, where
-they are counted, rather than in the stage's hands.
+Input is taken only once the window has room, so items wait in the channel,
+where they are counted. While every running slot is busy, the next chunk
+keeps growing from the input, up to its target size: a job that could only
+queue gains nothing from going early, and larger chunks cost less per item.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import anyio
 
 from .._batch import Batch
 from .._channel import Channel
@@ -56,6 +60,7 @@ class Window:
         self._next = 0
         self._completed = 0
         self._emitting = False
+        self._slot_freed: anyio.CancelScope | None = None
 
     async def run(self) -> None:
         """Take input until it ends, running jobs; return once all are emitted."""
@@ -63,19 +68,43 @@ class Window:
             seq = 0
             while True:
                 await self._unemitted.acquire()
-                await self._running.acquire()
                 batch = await self._inp.take(self._chunk())
                 if batch is None:
                     return
+                batch = await self._grow_until_free(batch)
                 self._stats.items_in += len(batch)
                 group.spawn(self._run_job, seq, batch)
                 seq += 1
+
+    async def _grow_until_free(self, batch: Batch[Any]) -> Batch[Any]:
+        """Wait for a running slot, adding input to ``batch`` meanwhile; take the slot.
+
+        While every slot is busy a new job could only queue, so its chunk may
+        as well grow toward the target size: fewer, larger calls. A job that
+        finishes cancels the wait, and the chunk goes as it is.
+        """
+        target = self._chunk()
+        parts = [batch]
+        size = len(batch)
+        while size < target and self._running.locked():
+            with anyio.CancelScope() as scope:
+                self._slot_freed = scope
+                more = await self._inp.take(target - size)
+            self._slot_freed = None
+            if scope.cancelled_caught or more is None:
+                break
+            parts.append(more)
+            size += len(more)
+        await self._running.acquire()
+        return Batch.concat(parts)
 
     async def _run_job(self, seq: int, batch: Batch[Any]) -> None:
         try:
             result = await self._job(batch)
         finally:
             self._running.release()
+            if self._slot_freed is not None:
+                self._slot_freed.cancel()
         if not self._ordered:
             seq = self._completed
             self._completed += 1

@@ -1,0 +1,121 @@
+"""Large buffers travel through shared memory, and no segment outlives its run."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import subprocess
+import sys
+import time
+
+import anyio
+import pytest
+
+import pipework
+from pipework import Pipeline
+from pipework import _buffers as buffers
+from pipework import _serial as serial
+
+np = pytest.importorskip("numpy")
+
+MB = 1 << 20
+
+
+def ours() -> list[str]:
+    return sorted(p.name for p in buffers.SHM_DIR.iterdir() if p.name.startswith("pipework-"))
+
+
+@pytest.fixture(autouse=True)
+def _no_segment_left():
+    before = ours()
+    yield
+    assert ours() == before, "a run left shared-memory segments behind"
+
+
+def test_a_large_array_goes_out_of_band_and_a_small_one_in_band():
+    prefix = buffers.prefix_for(buffers.new_key())
+    big, small = np.arange(MB // 8 * 2, dtype=np.float64), np.arange(10)
+    data, segments = packed = serial.pack([big, small], prefix)
+    assert [size for _, _, size in segments] == [big.nbytes]
+    assert len(data) < 4096  # the stream holds no array data
+    out_big, out_small = serial.unpack(packed, unlink=True)
+    assert np.array_equal(out_big, big)
+    assert np.array_equal(out_small, small)
+
+
+def test_a_pickle_buffer_travels_without_numpy_semantics():
+    prefix = buffers.prefix_for(buffers.new_key())
+    payload = bytearray(b"x" * (2 * MB))
+    packed = serial.pack(pickle.PickleBuffer(payload), prefix)
+    assert len(packed[1]) == 1
+    out = serial.unpack(packed, unlink=True)
+    assert bytes(memoryview(out)) == bytes(payload)
+
+
+async def test_arrays_round_trip_through_a_process_stage():
+    arrays = [np.full(MB, i, dtype=np.float64) for i in range(4)]  # 8 MB each
+    doubled = await pipework.map(lambda a: a * 2, arrays, workers=2)
+    for i, out in enumerate(doubled):
+        assert out.shape == arrays[i].shape
+        assert (out == 2 * i).all()
+    assert all((a == i).all() for i, a in enumerate(arrays))  # inputs untouched
+
+
+async def test_an_in_place_change_comes_back_and_the_input_stays_as_it_was():
+    def bump(a):
+        a += 1  # in place, in the worker's mapping of the segment
+        return a
+
+    original = np.zeros(MB, dtype=np.float64)
+    [out] = await pipework.map(bump, [original], workers=1)
+    assert (out == 1).all()
+    assert (original == 0).all()
+
+
+async def test_a_failed_run_leaves_no_segment():
+    def explode(a):
+        raise ValueError(a.nbytes)
+
+    with pytest.raises(ValueError, match=str(8 * MB)):
+        await pipework.map(explode, [np.zeros(MB)] * 3, workers=2)
+
+
+async def test_a_cancelled_run_leaves_no_segment():
+    started = anyio.Event()
+
+    async def arrays():
+        for _ in range(100):
+            yield np.ones(MB)
+            started.set()
+
+    def slow(a):
+        time.sleep(30)
+        return a
+
+    task = asyncio.create_task(Pipeline(arrays()).map(slow, on="process", workers=2).run())
+    with anyio.fail_after(20):
+        await started.wait()
+        await anyio.sleep(0.5)
+    task.cancel()
+    with anyio.fail_after(20):
+        await asyncio.wait([task])
+    assert task.cancelled()
+
+
+def test_segments_of_a_killed_parent_are_swept_by_the_next_run(tmp_path):
+    # A parent that is SIGKILLed cannot clean up; a later run removes what a
+    # dead process left behind, and leaves live processes' segments alone.
+    script = tmp_path / "die.py"
+    script.write_text(
+        "import os, signal, numpy\n"
+        "from pipework import _buffers as b, _serial as s\n"
+        "s.pack(numpy.ones(1 << 18), b.prefix_for(b.new_key()))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    before = set(ours())
+    done = subprocess.run([sys.executable, str(script)], check=False, timeout=60)
+    assert done.returncode == -9
+    left = set(ours()) - before
+    assert len(left) == 1
+    assert buffers.sweep_orphans() >= 1
+    assert not left & set(ours())
