@@ -16,6 +16,7 @@ This module is imported in every worker process, so it stays light.
 
 from __future__ import annotations
 
+import os
 import pickle
 import threading
 import traceback
@@ -30,7 +31,7 @@ from . import _serial as serial
 from ._errors import RemoteError, UnpicklableError
 from ._ops import Op, apply
 
-__all__ = ["Failure", "Outcome", "Payload", "preload", "run_chunk"]
+__all__ = ["Failure", "Outcome", "Payload", "preload", "run_chunk", "warm"]
 
 # The function and the setup callable: pickled bytes when they go to another
 # process, the objects themselves for a thread pool.
@@ -55,13 +56,37 @@ class _Local(threading.local):
 _local = _Local()
 
 
-def preload(key: str, payload: Payload) -> None:
-    """Keep a stage's payload, to load on its first chunk (a pool initializer).
+def preload(key: str, payload: Payload, environment: dict[str, str] | None = None) -> None:
+    """Keep a stage's payload, to load on first use, and set the worker's environment.
 
-    Loading is deferred so that a failing ``setup`` becomes an error of the
-    stage, with its traceback, rather than a broken pool.
+    This is a pool initializer. Loading is deferred so that a failing
+    ``setup`` becomes an error of the stage, with its traceback, rather than
+    a broken pool. ``environment`` holds the thread-count variables for
+    native libraries (see `pipework._executors._processes`).
     """
     _local.pending[key] = payload
+    if environment:
+        os.environ.update(environment)
+        _limit_loaded_libraries(int(environment.get("OMP_NUM_THREADS", "0")))
+
+
+def warm(key: str) -> None:
+    """Load the stage under ``key`` now, running its setup, so the first item finds it ready."""
+    if key not in _local.installed and key in _local.pending:
+        _install(key, _local.pending.pop(key))
+
+
+def _limit_loaded_libraries(threads: int) -> None:
+    # Variables reach libraries loaded from now on; threadpoolctl, where the
+    # user has it, also reaches those already loaded (numpy imported by the
+    # main module, say).
+    if threads < 1:
+        return
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-not-found]  # noqa: PLC0415
+    except ImportError:
+        return
+    threadpool_limits(threads)
 
 
 def run_chunk(

@@ -6,5 +6,6 @@ later serve process stages without a special case in any stage.
 
 from ._base import Backend as Backend
 from ._payload import pickle_payload as pickle_payload
-from ._pool import default_workers as default_workers
 from ._pool import open_backend as open_backend
+from ._processes import THREAD_VARIABLES as THREAD_VARIABLES
+from ._processes import default_workers as default_workers

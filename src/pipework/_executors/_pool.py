@@ -8,9 +8,6 @@ which the run uses but never shuts down.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-import os
-import sys
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from functools import partial
 from typing import Any, Literal
@@ -22,22 +19,7 @@ from .. import _serial as serial
 from .._ops import Op
 from .._worker import Outcome, Payload, preload, run_chunk
 from ._payload import pickle_payload
-
-
-def default_workers() -> int:
-    """Return the number of cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    # forkserver: workers start from a small clean process rather than a fork
-    # of a parent that runs an event loop and threads, which fork does not
-    # copy safely. Elsewhere spawn is the only safe choice.
-    method = "forkserver" if sys.platform == "linux" else "spawn"
-    return multiprocessing.get_context(method)
+from ._processes import default_workers, start_process_pool
 
 
 class ExecutorBackend:
@@ -164,9 +146,7 @@ def open_backend(
     if on == "process":
         count = workers or default_workers()
         pickled = payload if payload is not None else pickle_payload(fn, setup, stage)
-        pool: Executor = ProcessPoolExecutor(
-            count, mp_context=_mp_context(), initializer=preload, initargs=(key, pickled)
-        )
+        pool: Executor = start_process_pool(count, key=key, payload=pickled, fn=fn)
         return ExecutorBackend(
             pool, owned=True, remote=True, capacity=count, key=key, payload=pickled
         )
