@@ -24,6 +24,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from helpers import alive
 from pipework import Pipeline
 
 WORKERS = 2
@@ -66,15 +67,6 @@ def mark_then_wait(directory, stop, x):
     while not Path(stop).exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     return x
-
-
-def alive(pid):
-    """Whether a process runs: a zombie, waiting to be reaped, no longer does."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 async def marks(directory, count):

@@ -11,12 +11,12 @@ import threading
 import time
 import warnings
 from concurrent.futures import BrokenExecutor
-from pathlib import Path
 
 import anyio
 import pytest
 
 import pipework
+from helpers import alive, in_mode, where
 from pipework import Pipeline
 
 MODES = ["inline", "async", "thread", "process"]
@@ -112,24 +112,6 @@ def die_on_3_while_others_work(x):
 # helpers -------------------------------------------------------------------------------------
 
 
-def in_mode(mode, fn):
-    if mode != "async":
-        return fn
-
-    async def call(x):
-        await asyncio.sleep(0)
-        return fn(x)
-
-    call.__name__ = fn.__name__
-    return call
-
-
-def where(mode):
-    if mode in ("thread", "process"):
-        return {"on": mode, "workers": 2}
-    return {}
-
-
 async def read_into(outputs, pipeline):
     """Append each output as it arrives, so the test sees what came before a failure."""
     async for out in pipeline:
@@ -143,15 +125,6 @@ def pipework_notes(exc):
 def everything_said(exc):
     """The message and the notes: where an error names its stage and item is a detail."""
     return "\n".join([str(exc), *getattr(exc, "__notes__", [])])
-
-
-def alive(pid):
-    """Whether a process runs: a zombie, waiting to be reaped, no longer does."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def gated_source(good, gate, bad):

@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 import pipework
+from helpers import in_mode, where
 from pipework import Pipeline
 
 MODES = ["inline", "async", "thread", "process"]
@@ -77,26 +78,6 @@ def thread_and_state(directory, state, x):
 
 def thread_name(_):
     return threading.current_thread().name
-
-
-def in_mode(mode, fn):
-    """Return ``fn`` as the given stage kind needs it: async for async stages."""
-    if mode != "async":
-        return fn
-
-    async def call(x):
-        await asyncio.sleep(0)
-        return fn(x)
-
-    call.__name__ = fn.__name__
-    return call
-
-
-def where(mode):
-    """The keyword arguments that put a stage in ``mode``."""
-    if mode in ("thread", "process"):
-        return {"on": mode, "workers": 2}
-    return {}
 
 
 async def collect(pipeline):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 import time
 
 import anyio
 
 import pipework
+from helpers import run_script
 from pipework import Pipeline
 from pipework._executors import THREAD_VARIABLES, default_workers
 
@@ -84,15 +82,7 @@ if __name__ == "__main__":
 
 
 def test_the_forkserver_preloads_the_worker_modules(tmp_path):
-    script = tmp_path / "preload.py"
-    script.write_text(textwrap.dedent(SCRIPT))
-    done = subprocess.run(
-        [sys.executable, "-W", "error", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_script(tmp_path, SCRIPT)
     assert done.returncode == 0, done.stderr
     assert '"__main__"' in done.stdout
     assert '"pipework._worker"' in done.stdout

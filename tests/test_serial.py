@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import threading
 
 import pytest
 
+from helpers import run_script
 from pipework import _serial as serial
 
 SCRIPT = """
@@ -41,15 +39,7 @@ if __name__ == "__main__":
 
 
 def test_classes_and_exceptions_defined_in_a_script_round_trip(tmp_path):
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(SCRIPT))
-    done = subprocess.run(
-        [sys.executable, "-W", "error", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_script(tmp_path, SCRIPT)
     assert done.returncode == 0, done.stderr
     assert "results [1, 2, 3]" in done.stdout
     assert "raised Boom ninety-nine" in done.stdout

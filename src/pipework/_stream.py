@@ -14,6 +14,7 @@ from ._channel import Channel
 from ._graph import Graph, output_capacity
 from ._report import Report
 from ._run import execute
+from ._tasks import retrieve_outcome
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -59,7 +60,7 @@ class Stream(Generic[T_co]):
             task = asyncio.get_running_loop().create_task(execute(self._graph, self._tail))
             # If the reader walks away, its failure is of no one's concern;
             # fetching it here keeps asyncio from logging it as lost.
-            task.add_done_callback(_consume_outcome)
+            task.add_done_callback(retrieve_outcome)
             # An abandoned stream cancels its run. The task must not refer back
             # to this object, or the stream would never be collected.
             weakref.finalize(self, task.cancel)
@@ -121,8 +122,3 @@ class Stream(Generic[T_co]):
         task.cancel()
         with anyio.CancelScope(shield=True):
             await asyncio.wait([task])
-
-
-def _consume_outcome(task: asyncio.Task[Report]) -> None:
-    if not task.cancelled():
-        task.exception()

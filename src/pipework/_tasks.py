@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import anyio
 import anyio.abc
@@ -66,6 +66,21 @@ class FailFastGroup:
             self._group.cancel_scope.cancel()
 
 
+class _Outcome(Protocol):
+    def cancelled(self) -> bool: ...
+    def exception(self) -> BaseException | None: ...
+
+
+def retrieve_outcome(future: _Outcome) -> None:
+    """Fetch a finished future's exception so that it is not reported as lost.
+
+    For futures no one awaits any more: work cut short by a cancelled run,
+    whose outcome no longer concerns anyone. A done callback.
+    """
+    if not future.cancelled():
+        future.exception()
+
+
 USER_CLEANUP_GRACE = 10.0
 """Seconds a cancelled user coroutine may spend in its cleanup before the run stops waiting."""
 
@@ -87,6 +102,6 @@ async def call_user(awaitable: Awaitable[T]) -> T:
         task.cancel()
         with anyio.CancelScope(shield=True), anyio.move_on_after(USER_CLEANUP_GRACE):
             await asyncio.wait([task])
-        if task.done() and not task.cancelled():
-            task.exception()  # retrieved: the run is being cancelled anyway
+        if task.done():
+            retrieve_outcome(task)  # the run is being cancelled anyway
         raise

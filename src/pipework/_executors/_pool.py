@@ -17,6 +17,7 @@ import anyio
 from .. import _buffers as buffers
 from .. import _serial as serial
 from .._ops import Op
+from .._tasks import retrieve_outcome
 from .._worker import Outcome, Payload, preload, run_chunk
 from ._payload import pickle_payload
 from ._processes import default_workers, start_process_pool
@@ -88,7 +89,7 @@ class ExecutorBackend:
         # with BrokenProcessPool and trips over the cancelled ones. Left alone,
         # they fail cleanly when the pool is killed; nobody awaits them then,
         # so their outcome is fetched here to keep asyncio quiet.
-        future.add_done_callback(_consume_outcome)
+        future.add_done_callback(retrieve_outcome)
         return await asyncio.shield(future)
 
     async def aclose(self, *, aborted: bool) -> None:
@@ -119,11 +120,6 @@ class ExecutorBackend:
             executor.shutdown(wait=False, cancel_futures=True)
         else:
             await anyio.to_thread.run_sync(partial(executor.shutdown, wait=True))
-
-
-def _consume_outcome(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def open_backend(

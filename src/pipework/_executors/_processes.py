@@ -25,9 +25,10 @@ import multiprocessing.forkserver
 import os
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from .._tasks import retrieve_outcome
 from .._worker import preload, warm
 
 THREAD_VARIABLES = (
@@ -72,7 +73,9 @@ def start_process_pool(
     # A pool started with forkserver or spawn starts a worker per submitted
     # call, as needed; one call per worker starts them all now.
     for _ in range(workers):
-        pool.submit(warm, key).add_done_callback(_ignore_outcome)
+        # A warm-up that fails (its setup raised) is retried by the stage's
+        # first real chunk, which reports the error properly.
+        pool.submit(warm, key).add_done_callback(retrieve_outcome)
     return pool
 
 
@@ -129,10 +132,3 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def _ignore_outcome(future: Future[Any]) -> None:
-    # A warm-up that fails (its setup raised) is retried by the stage's first
-    # real chunk, which reports the error properly.
-    if not future.cancelled():
-        future.exception()
