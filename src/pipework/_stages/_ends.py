@@ -70,13 +70,22 @@ async def _pull_sync(
 async def _pull_async(
     iterator: AsyncIterator[Any], label: str, out: Channel[Any], stats: StageStats
 ) -> None:
+    # The whole loop runs as one user task, so the source is cancelled the
+    # asyncio way (once, with room for the awaits in its finally blocks),
+    # at the cost of one task per run rather than one per item.
+    await call_user(_pull_async_loop(iterator, label, out, stats))
+
+
+async def _pull_async_loop(
+    iterator: AsyncIterator[Any], label: str, out: Channel[Any], stats: StageStats
+) -> None:
     position = 0
     try:
         while True:
             await out.wait_room()
             start = perf_counter()
             try:
-                item = await call_user(iterator.__anext__())
+                item = await iterator.__anext__()
             except StopAsyncIteration:
                 return
             except Exception as exc:
@@ -90,7 +99,8 @@ async def _pull_async(
     finally:
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
-            # Run the generator's cleanup even when the run is cancelled.
+            # A generator paused at a yield is closed here; its cleanup gets
+            # a bounded time even when the run is being cancelled.
             with anyio.move_on_after(_SOURCE_CLOSE_TIMEOUT, shield=True):
                 await aclose()
 
