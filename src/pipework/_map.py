@@ -8,6 +8,15 @@ from typing import Any, Literal, TypeVar, overload
 from ._pipeline import Pipeline
 from ._specs import On, is_async_callable
 
+MAP_BUFFER = 4096
+"""Items each channel of `map` holds.
+
+`map` returns a list, so its memory grows with the input by design, and a
+deeper channel costs it nothing but references. It lets cheap items move in
+runs of thousands: 3.6M no-op items/s against 1.0M with the pipeline
+default of 128, measured on 2 cores.
+"""
+
 T = TypeVar("T")
 U = TypeVar("U")
 S = TypeVar("S")
@@ -61,7 +70,9 @@ async def map(fn: Callable[..., Any], items: Any, *, on: On = None, **options: A
         on = "process"
     if on is not None:
         options["on"] = on
-    pipeline: Pipeline[Any] = Pipeline(items).map(fn, **options)
+    pipeline: Pipeline[Any] = Pipeline(items, buffer=MAP_BUFFER).map(
+        fn, buffer=MAP_BUFFER, **options
+    )
     results: list[Any] = []
     async with pipeline.stream() as outputs:
         while (batch := await outputs._next_batch()) is not None:  # noqa: SLF001 - a sibling module

@@ -24,9 +24,11 @@ Mode = Literal["inline", "async", "thread", "process", "executor"]
 DEFAULT_BUFFER = 128
 """Items a channel holds by default.
 
-Enough that batches amortise the event loop's cost per message; small enough
-that a stream of megabyte-sized items stays within a few hundred megabytes
-per channel. Lower it for large items, raise it for tiny ones.
+Small enough that a stream of megabyte-sized items stays within a few
+hundred megabytes per channel. Each refill of a channel costs a couple of
+task switches, so for tiny items a deeper channel is much faster: no-op
+items through a process stage run at 1.0M/s with 128 and 3.6M/s with 4096.
+Lower it for large items, raise it for tiny ones.
 """
 
 DEFAULT_CONCURRENCY = 16
