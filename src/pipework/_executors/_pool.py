@@ -44,6 +44,9 @@ class ExecutorBackend:
         self._key = key
         self._payload = payload
         self._prefix = buffers.prefix_for(key)
+        # Whether this stage's last chunk held large buffers: a hint that the
+        # next one will too, and is worth packing in a thread.
+        self._large = False
         self._owns_processes = owned and isinstance(executor, ProcessPoolExecutor)
 
     @property
@@ -64,12 +67,25 @@ class ExecutorBackend:
         if not self._remote:
             outcome: Outcome = await self._run(op, items)
             return outcome
-        sent = serial.pack_values(items, self._prefix)
+        if self._large:
+            # Writing a large buffer to shared memory takes tens of ms; off the
+            # event loop it stalls nothing, and two chunks copy at once.
+            sent = await anyio.to_thread.run_sync(serial.pack_values, items, self._prefix)
+        else:
+            sent = serial.pack_values(items, self._prefix)
+        self._large = bool(sent[1])
+        segments = buffers.segments_of(sent)
         try:
-            # Unpacked before the items' segments go: a result may refer to one.
-            return serial.unpack(await self._run(op, sent), unlink=True)  # type: ignore[no-any-return]
+            packed = await self._run(op, sent)
+            # Unpacked before any segment goes: a result may refer to an item's.
+            segments += buffers.segments_of(packed)
+            return serial.unpack(packed, unlink=False)  # type: ignore[no-any-return]
         finally:
-            buffers.unlink(buffers.segments_of(sent))
+            if segments:
+                # Mapped arrays live on unlinked. Freeing a large segment's
+                # pages takes milliseconds, so that too is kept off the loop.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(buffers.unlink, segments)
 
     async def _run(self, op: Op, items: Any) -> Any:
         outcome = await self._call(None, op, items)
