@@ -33,13 +33,23 @@ pytest: $(VENV)/.dev
 
 test: lint typecheck pytest
 
-# The peers are installed only here, never as dependencies of pipework.
-$(VENV)/.bench: $(BIN)/python pyproject.toml benchmarks/requirements.txt
-	$(BIN)/python -m pip install --quiet -e . -r benchmarks/requirements.txt
+# The benchmarks get a virtual environment of their own: the peers they compare pipework
+# with are installed only there, never as dependencies of pipework.
+# `make bench BENCH_ARGS=--quick` is a 1-2 minute smoke run; BENCH_ARGS="--only a,c" picks workloads.
+BENCH_VENV := .venv-bench
+BENCH_BIN  := $(BENCH_VENV)/bin
+BENCH_ARGS ?=
+
+$(BENCH_BIN)/python:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/python -m pip install --quiet --upgrade pip
+
+$(BENCH_VENV)/.installed: $(BENCH_BIN)/python pyproject.toml benchmarks/requirements.txt
+	$(BENCH_BIN)/python -m pip install --quiet -e . -r benchmarks/requirements.txt
 	touch $@
 
-bench: $(VENV)/.bench
-	$(BIN)/python benchmarks/bench_core.py
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
