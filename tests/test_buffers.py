@@ -15,6 +15,7 @@ import pipework
 from pipework import Pipeline
 from pipework import _buffers as buffers
 from pipework import _serial as serial
+from pipework._worker import run_chunk
 
 np = pytest.importorskip("numpy")
 
@@ -50,6 +51,22 @@ def test_a_pickle_buffer_travels_without_numpy_semantics():
     assert len(packed[1]) == 1
     out = serial.unpack(packed, unlink=True)
     assert bytes(memoryview(out)) == bytes(payload)
+
+
+def test_a_result_that_is_its_input_goes_back_as_a_reference_not_a_copy():
+    key = buffers.new_key()
+    prefix = buffers.prefix_for(key)
+    array = np.arange(MB // 4, dtype=np.float64)  # 2 MB
+    sent = serial.pack([array], prefix)
+    run_chunk(key, (lambda a: a, None), "map", [])  # installs the stage
+    packed = run_chunk(key, None, "map", sent)
+    try:
+        assert buffers.segments_of(packed) == buffers.segments_of(sent)  # no new segment
+        results, _, failure = serial.unpack(packed, unlink=False)
+        assert failure is None
+        assert np.array_equal(results[0], array)
+    finally:
+        buffers.unlink(buffers.segments_of(sent))
 
 
 async def test_arrays_round_trip_through_a_process_stage():

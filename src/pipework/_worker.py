@@ -112,9 +112,10 @@ def run_chunk(
     if isinstance(installed, Exception):
         outcome: Outcome = [], 0.0, _failure(-1, installed, remote=remote)
     else:
-        # The sender removes these segments once the chunk is done.
+        # The sender removes these segments once the chunk is done. Tracked,
+        # so that a result lying in one goes back as a reference, not a copy.
         values: list[Any] = (
-            serial.unpack(items, unlink=False) if isinstance(items, tuple) else items
+            serial.unpack(items, unlink=False, track=True) if isinstance(items, tuple) else items
         )
         start = perf_counter()
         results, failed = apply(installed, op, values)
