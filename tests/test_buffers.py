@@ -59,14 +59,14 @@ def test_a_result_that_is_its_input_goes_back_as_a_reference_not_a_copy():
     array = np.arange(MB // 4, dtype=np.float64)  # 2 MB
     sent = serial.pack([array], prefix)
     run_chunk(key, (lambda a: a, None), "map", [])  # installs the stage
-    packed = run_chunk(key, None, "map", sent)
     try:
+        packed = run_chunk(key, None, "map", sent)
         assert buffers.segments_of(packed) == buffers.segments_of(sent)  # no new segment
         results, _, failure = serial.unpack(packed, unlink=False)
         assert failure is None
         assert np.array_equal(results[0], array)
     finally:
-        buffers.unlink(buffers.segments_of(sent))
+        buffers.sweep(prefix)
 
 
 async def test_arrays_round_trip_through_a_process_stage():
