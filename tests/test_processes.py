@@ -87,3 +87,25 @@ def test_the_forkserver_preloads_the_worker_modules(tmp_path):
     assert '"__main__"' in done.stdout
     assert '"pipework._worker"' in done.stdout
     assert '"worker": ["cloudpickle", "pipework._worker"]' in done.stdout
+
+
+NO_GUARD = """
+import asyncio, pipework
+
+def double(x):
+    return x * 2
+
+print("result", asyncio.run(pipework.map(double, [1, 2, 3], workers=2)))
+"""
+
+
+def test_a_script_without_a_main_guard_fails_fast_and_says_why(tmp_path):
+    # Workers import the main module; without the guard each would start the
+    # pipeline again. pipework refuses in the worker, and the parent's error
+    # points at the guard: no hang, no fork bomb.
+    done = run_script(tmp_path, NO_GUARD)
+    assert done.returncode != 0
+    assert "result" not in done.stdout
+    assert "a pipeline was started while a worker process was importing" in done.stderr
+    assert "BrokenProcessPool" in done.stderr
+    assert "if __name__ == '__main__':" in done.stderr
