@@ -6,10 +6,11 @@ import os
 import time
 
 import anyio
+import pytest
 
 import pipework
 from helpers import run_script
-from pipework import Pipeline
+from pipework import Pipeline, _worker
 from pipework._executors import THREAD_VARIABLES, default_workers
 
 
@@ -109,3 +110,14 @@ def test_a_script_without_a_main_guard_fails_fast_and_says_why(tmp_path):
     assert "a pipeline was started while a worker process was importing" in done.stderr
     assert "BrokenProcessPool" in done.stderr
     assert "if __name__ == '__main__':" in done.stderr
+
+
+def test_threadpoolctl_limits_a_native_library_that_is_already_loaded():
+    np = pytest.importorskip("numpy")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    np.ones(4) @ np.ones(4)  # BLAS is loaded, with the threads it chose then
+    with threadpoolctl.threadpool_limits(None):  # restored when the test ends
+        _worker._limit_loaded_libraries(1)
+        blas = [lib for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+        assert blas, "numpy should have loaded a BLAS library"
+        assert {lib["num_threads"] for lib in blas} == {1}
