@@ -83,7 +83,7 @@ def _limit_loaded_libraries(threads: int) -> None:
     if threads < 1:
         return
     try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-not-found]  # noqa: PLC0415
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415 - optional
     except ImportError:
         return
     threadpool_limits(threads)
