@@ -70,11 +70,18 @@ def test_edges_carry_each_stage_output_buffer():
 def test_input_and_output_edges_of_a_node():
     graph = Pipeline(range(3)).map(double).map(halve)._graph
     source, middle, tail = graph.nodes
-    assert graph.input_of(source) is None
-    assert graph.output_of(source) == Edge(0, 1, 128)
-    assert graph.input_of(middle) == Edge(0, 1, 128)
-    assert graph.output_of(middle) == Edge(1, 2, 128)
-    assert graph.output_of(tail) is None
+
+    def into(node):
+        return [e for e in graph.edges if e.target == node.id]
+
+    def out_of(node):
+        return [e for e in graph.edges if e.source == node.id]
+
+    assert into(source) == []
+    assert out_of(source) == [Edge(0, 1, 128)]
+    assert into(middle) == [Edge(0, 1, 128)]
+    assert out_of(middle) == [Edge(1, 2, 128)]
+    assert out_of(tail) == []
     assert graph.tail is tail
 
 

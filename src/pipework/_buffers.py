@@ -162,19 +162,6 @@ def unlink(names: list[str]) -> None:
     _unlink_all(names)
 
 
-def _out_of_band(
-    prefix: str, segments: list[tuple[str, int]]
-) -> Callable[[pickle.PickleBuffer], bool]:
-    def callback(buffer: pickle.PickleBuffer) -> bool:
-        view = buffer.raw()
-        if view.nbytes < THRESHOLD:
-            return True  # in band: small buffers cost less in the stream
-        segments.append((_write(prefix, view), view.nbytes))
-        return False
-
-    return callback
-
-
 def _write(prefix: str, view: memoryview) -> str:
     name = prefix + secrets.token_hex(8)
     fd = os.open(SHM_DIR / name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)

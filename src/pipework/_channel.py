@@ -125,7 +125,7 @@ class Channel(Generic[T]):
             if self._closed:
                 return None
             raise WouldBlockError
-        taken = self._take_one(max_items) if max_items is None else self._take_up_to(max_items)
+        taken = self._take_one() if max_items is None else self._take_up_to(max_items)
         self._size -= len(taken)
         _wake(self._putters)
         return taken
@@ -143,7 +143,7 @@ class Channel(Generic[T]):
             await _wait(self._getters)
         return self.take_nowait(max_items)
 
-    def _take_one(self, _: None) -> Batch[T]:
+    def _take_one(self) -> Batch[T]:
         head = self._batches.popleft()
         offset, self._offset = self._offset, 0
         return head if offset == 0 else head.slice(offset, len(head))
@@ -155,7 +155,7 @@ class Channel(Generic[T]):
             head = self._batches[0]
             left = len(head) - self._offset
             if left <= want:
-                parts.append(self._take_one(None))
+                parts.append(self._take_one())
                 want -= left
             else:
                 parts.append(head.slice(self._offset, self._offset + want))

@@ -65,14 +65,6 @@ class Graph:
         edge = Edge(tail.id, node.id, output_capacity(tail.spec))
         return Graph((*self.nodes, node), (*self.edges, edge))
 
-    def input_of(self, node: Node) -> Edge | None:
-        """Return the edge into ``node``, if any (a chain has at most one)."""
-        return next((e for e in self.edges if e.target == node.id), None)
-
-    def output_of(self, node: Node) -> Edge | None:
-        """Return the edge out of ``node``, if any."""
-        return next((e for e in self.edges if e.source == node.id), None)
-
 
 def output_capacity(spec: StageSpec) -> int:
     """Return the size of a stage's output channel: its ``buffer=``."""

@@ -36,9 +36,10 @@ async def execute(graph: Graph, tail: Channel[Any] | None = None) -> Report:
 
 async def _execute(graph: Graph, tail: Channel[Any] | None) -> Report:
     start = perf_counter()
-    channels = {(e.source, e.target): Channel[Any](e.capacity) for e in graph.edges}
-    outputs: dict[int, Channel[Any]] = {e.source: channels[e.source, e.target] for e in graph.edges}
-    inputs: dict[int, Channel[Any]] = {e.target: channels[e.source, e.target] for e in graph.edges}
+    inputs: dict[int, Channel[Any]] = {}
+    outputs: dict[int, Channel[Any]] = {}
+    for edge in graph.edges:
+        outputs[edge.source] = inputs[edge.target] = Channel(edge.capacity)
     last = graph.tail
     drain: Channel[Any] | None = None
     if not graph.sealed:
