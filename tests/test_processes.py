@@ -108,7 +108,7 @@ def test_a_script_without_a_main_guard_fails_fast_and_says_why(tmp_path):
     assert done.returncode != 0
     assert "result" not in done.stdout
     assert "a pipeline was started while a worker process was importing" in done.stderr
-    assert "BrokenProcessPool" in done.stderr
+    assert "WorkerStartError" in done.stderr
     assert "if __name__ == '__main__':" in done.stderr
 
 

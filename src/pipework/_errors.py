@@ -5,8 +5,14 @@ pipework's own exceptions form a small tree::
     PipeworkError
     ├── UnpicklableError (also a TypeError)
     │     a function, item or result could not be pickled for a worker process
-    └── RemoteError
-          a worker raised an exception that could not travel back as itself
+    ├── RemoteError
+    │     a worker raised an exception that could not travel back as itself
+    ├── WorkerDiedError (also concurrent.futures.process.BrokenProcessPool)
+    │   │ a worker process died while it ran an item: killed, crashed, out of memory
+    │   └── WorkerStartError
+    │         worker processes die as they start, so the pool cannot run anything
+    └── ItemTimeoutError (also a TimeoutError)
+          an item ran longer than its stage's ``timeout=``
 
 A user function's own exception is never wrapped. ``run()`` raises the very
 exception the function raised, of the same type. When it was raised in a
@@ -18,9 +24,19 @@ index in the source, so a failure in a stream of millions points at one item.
 from __future__ import annotations
 
 import reprlib
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-__all__ = ["PipeworkError", "RemoteError", "RemoteTraceback", "UnpicklableError", "annotate"]
+__all__ = [
+    "ItemTimeoutError",
+    "PipeworkError",
+    "RemoteError",
+    "RemoteTraceback",
+    "UnpicklableError",
+    "WorkerDiedError",
+    "WorkerStartError",
+    "annotate",
+]
 
 _short = reprlib.Repr()
 _short.maxstring = 60
@@ -62,6 +78,52 @@ class RemoteError(PipeworkError):
     def __str__(self) -> str:
         """Read as the original exception would have."""
         return f"{self.type_name}: {self.message}"
+
+
+class WorkerDiedError(PipeworkError, BrokenProcessPool):
+    """A worker process died while it ran a call: killed, crashed, or out of memory.
+
+    Unlike `concurrent.futures.process.BrokenProcessPool`, which it extends so
+    that existing handlers still catch it, it fails only the call that was
+    running; the pool replaces the worker and goes on. A pipeline sends the
+    items again and raises this only for an item that kills worker after
+    worker.
+
+    :ivar exitcode: the worker's exit code, negative for the signal that
+        killed it, or ``None`` if it could not be learned
+    :ivar position: within a chunk of items, the one that was running when
+        the worker died, if known
+    """
+
+    def __init__(self, message: str, *, exitcode: int | None, position: int | None = None) -> None:
+        """Describe the death; ``position`` is for pipework's own bookkeeping."""
+        super().__init__(message)
+        self.exitcode = exitcode
+        self.position = position
+
+
+class WorkerStartError(WorkerDiedError):
+    """Worker processes die as they start, one after another, so the pool cannot run anything.
+
+    The usual causes: a ``setup`` or initializer that raises (its error is the
+    ``__cause__``), or a script that starts work at import time, outside
+    ``if __name__ == "__main__":``.
+    """
+
+
+class ItemTimeoutError(PipeworkError, TimeoutError):
+    """An item ran longer than its stage's ``timeout=``.
+
+    In a process stage the worker that ran it was killed and replaced.
+
+    :ivar timeout: the limit, in seconds
+    """
+
+    def __init__(self, message: str, *, timeout: float, position: int | None = None) -> None:
+        """Describe the overrun; ``position`` is for pipework's own bookkeeping."""
+        super().__init__(message)
+        self.timeout = timeout
+        self.position = position
 
 
 class RemoteTraceback(Exception):  # noqa: N818 - it is a traceback, shown as a cause, not an error

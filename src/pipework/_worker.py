@@ -24,14 +24,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _buffers as buffers
 from . import _serial as serial
 from ._errors import RemoteError, UnpicklableError
 from ._ops import Op, apply
 
-__all__ = ["Failure", "Outcome", "Payload", "preload", "run_chunk", "warm"]
+if TYPE_CHECKING:
+    from ._executors._tracker import Tracker
+
+__all__ = ["Failure", "Outcome", "Payload", "portable", "preload", "run_chunk", "warm"]
 
 # The function and the setup callable: pickled bytes when they go to another
 # process, the objects themselves for a thread pool.
@@ -56,18 +59,23 @@ class _Local(threading.local):
 _local = _Local()
 
 
-def preload(key: str, payload: Payload, environment: dict[str, str] | None = None) -> None:
-    """Keep a stage's payload, to load on first use, and set the worker's environment.
+def preload(
+    key: str, payload: Payload, environment: dict[str, str] | None = None, load: bool = False
+) -> None:
+    """Keep a stage's payload, set the worker's environment, and with ``load``, load it now.
 
-    This is a pool initializer. Loading is deferred so that a failing
-    ``setup`` becomes an error of the stage, with its traceback, rather than
-    a broken pool. ``environment`` holds the thread-count variables for
-    native libraries (see `pipework._executors._processes`).
+    This is a pool initializer. A ``setup`` that fails here is not an error
+    yet: the stage's first chunk runs it again, and reports the failure as
+    the stage's, with its traceback, rather than as a broken pool.
+    ``environment`` holds the thread-count variables for native libraries
+    (see `pipework._executors._processes`).
     """
     _local.pending[key] = payload
     if environment:
         os.environ.update(environment)
         _limit_loaded_libraries(int(environment.get("OMP_NUM_THREADS", "0")))
+    if load:
+        warm(key)
 
 
 def warm(key: str) -> None:
@@ -90,13 +98,19 @@ def _limit_loaded_libraries(threads: int) -> None:
 
 
 def run_chunk(
-    key: str, payload: Payload | None, op: Op, items: list[Any] | serial.Packed
+    key: str,
+    payload: Payload | None,
+    op: Op,
+    items: list[Any] | serial.Packed,
+    *,
+    tracker: Tracker | None = None,
 ) -> Outcome | serial.Packed | None:
     """Run one chunk of a stage in this worker.
 
     ``items`` arrive packed from another process, and the outcome then goes
     back packed too, its large buffers in segments named under ``key``; from
-    a thread they are the list itself.
+    a thread they are the list itself. A ``tracker`` is told as each item
+    starts, so the parent can tell which item hung or killed the worker.
 
     :returns: the outcome, or ``None`` if this worker needs the payload first
     """
@@ -114,11 +128,17 @@ def run_chunk(
     else:
         # The sender removes these segments once the chunk is done. Tracked,
         # so that a result lying in one goes back as a reference, not a copy.
+        if tracker is not None:
+            tracker.begin(-1)
         values: list[Any] = (
             serial.unpack(items, unlink=False, track=True) if isinstance(items, tuple) else items
         )
         start = perf_counter()
-        results, failed = apply(installed, op, values)
+        results, failed = apply(
+            installed if tracker is None else _tracked(installed, tracker), op, values
+        )
+        if tracker is not None:
+            tracker.begin(len(values))  # past the last item: a death now is no item's fault
         elapsed = perf_counter() - start
         if failed is None:
             outcome = results, elapsed, None
@@ -130,6 +150,18 @@ def run_chunk(
         return _send_back(outcome, buffers.prefix_for(key))
     finally:
         buffers.forget_inbound()
+
+
+def _tracked(call: Callable[[Any], Any], tracker: Tracker) -> Callable[[Any], Any]:
+    position = -1
+
+    def tracked(item: Any) -> Any:
+        nonlocal position
+        position += 1
+        tracker.begin(position)
+        return call(item)
+
+    return tracked
 
 
 def _install(key: str, payload: Payload) -> Callable[[Any], Any] | Exception:
@@ -147,14 +179,14 @@ def _install(key: str, payload: Payload) -> Callable[[Any], Any] | Exception:
 def _failure(position: int, exc: Exception, *, remote: bool) -> Failure:
     if not remote:
         return position, exc, None
-    return position, exc, "".join(traceback.format_exception(exc))
+    return position, portable(exc), "".join(traceback.format_exception(exc))
 
 
 def _send_back(outcome: Outcome, prefix: str) -> serial.Packed:
     results, elapsed, failure = outcome
     if failure is not None:
         position, exc, text = failure
-        return serial.pack(([], elapsed, (position, _portable(exc), text)))
+        return serial.pack(([], elapsed, (position, exc, text)))
     try:
         return serial.pack(outcome, prefix)
     except Exception as exc:  # noqa: BLE001 - a result that cannot travel fails its item
@@ -164,7 +196,8 @@ def _send_back(outcome: Outcome, prefix: str) -> serial.Packed:
         return serial.pack(([], elapsed, (serial.first_unpicklable(results), error, None)))
 
 
-def _portable(exc: BaseException) -> BaseException:
+def portable(exc: BaseException) -> BaseException:
+    """Return ``exc`` if it survives pickling both ways, else a `RemoteError` standing in for it."""
     # An exception that pickles but does not unpickle (an __init__ whose
     # arguments are not its args) would fail in the parent instead, so
     # prove the round trip here, on the cold path.

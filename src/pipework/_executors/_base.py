@@ -26,10 +26,26 @@ class Backend(Protocol):
         """Whether items and results cross a process boundary (and so are pickled)."""
         ...
 
-    async def run_chunk(self, op: Op, items: list[Any]) -> Outcome:
+    @property
+    def supervised(self) -> bool:
+        """Whether a worker that dies or overruns is replaced, and can tell at which item.
+
+        A supervised backend survives its workers and honours ``tracked`` and a
+        timeout per item; any other can only time out a whole chunk.
+        """
+        ...
+
+    async def run_chunk(
+        self, op: Op, items: list[Any], *, tracked: bool = False, item_timeout: float | None = None
+    ) -> Outcome:
         """Run ``op`` over ``items`` on one worker, and return the outcome.
 
+        ``tracked`` asks the worker to record each item as it starts, so that a
+        death can be pinned on one item; ``item_timeout`` limits each item.
+
         :raises NotPicklableError: if an item cannot be sent to a remote worker
+        :raises WorkerDiedError: if the worker died during the chunk
+        :raises ItemTimeoutError: if an item ran past ``item_timeout``
         """
         ...
 

@@ -25,11 +25,10 @@ import multiprocessing.forkserver
 import os
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from .._tasks import retrieve_outcome
-from .._worker import preload, warm
+from .._worker import preload
+from ._supervisor import PoolOptions
 
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -39,7 +38,13 @@ THREAD_VARIABLES = (
     "NUMEXPR_NUM_THREADS",
 )
 
-_WORKER_MODULES = ("pipework._worker", "pipework._serial", "pipework._buffers", "cloudpickle")
+_WORKER_MODULES = (
+    "pipework._executors._child",
+    "pipework._worker",
+    "pipework._serial",
+    "pipework._buffers",
+    "cloudpickle",
+)
 
 _forkserver_prepared = False
 
@@ -61,31 +66,46 @@ def worker_environment(workers: int) -> dict[str, str]:
     return {name: os.environ.get(name, threads) for name in THREAD_VARIABLES}
 
 
-def start_process_pool(
-    workers: int, *, key: str, payload: bytes, fn: Callable[..., Any]
-) -> ProcessPoolExecutor:
-    """Start a process pool for one stage, warm, with its payload preloaded in each worker."""
+def stage_pool_options(
+    workers: int,
+    *,
+    key: str,
+    payload: bytes,
+    fn: Callable[..., Any],
+    max_tasks: int | None = None,
+    max_memory: int | None = None,
+) -> PoolOptions:
+    """Describe the pool of one process stage: warm workers, each loading the stage as it starts.
+
+    Each worker runs the stage's ``setup`` before it says it is ready. If
+    setup raises, the worker still starts; the stage's first chunk runs
+    setup again and reports the error as the stage's.
+    """
     environment = worker_environment(workers)
-    context = _context(environment, fn)
-    pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=preload, initargs=(key, payload, environment)
+    return PoolOptions(
+        workers=workers,
+        context=worker_context(environment, fn),
+        initializer=preload,
+        initargs=(key, payload, environment, True),
+        max_tasks=max_tasks,
+        max_memory=max_memory,
     )
-    # A pool started with forkserver or spawn starts a worker per submitted
-    # call, as needed; one call per worker starts them all now.
-    for _ in range(workers):
-        # A warm-up that fails (its setup raised) is retried by the stage's
-        # first real chunk, which reports the error properly.
-        pool.submit(warm, key).add_done_callback(retrieve_outcome)
-    return pool
+
+
+def worker_context(
+    environment: dict[str, str], fn: Callable[..., Any] | None = None
+) -> multiprocessing.context.BaseContext:
+    """Return the start method's context, with the fork server prepared on Linux."""
+    return _context(environment, fn)
 
 
 def _context(
-    environment: dict[str, str], fn: Callable[..., Any]
+    environment: dict[str, str], fn: Callable[..., Any] | None
 ) -> multiprocessing.context.BaseContext:
     if sys.platform != "linux":
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    _prepare_forkserver(context, environment, _module_of(fn))
+    _prepare_forkserver(context, environment, None if fn is None else _module_of(fn))
     return context
 
 

@@ -22,7 +22,7 @@ async def run_pooled(
 ) -> None:
     """Run the stage's chunks on its backend, and stop the backend however the run ends."""
     assert spec.on is not None  # noqa: S101 - a pooled stage always has somewhere to run
-    backend = open_backend(
+    backend = await open_backend(
         spec.on,
         fn=spec.fn,
         setup=spec.setup,

@@ -1,0 +1,119 @@
+"""The life of a supervised worker process: start, serve calls one at a time, die with the parent.
+
+The parent sends a frame per call, ``(function, args, tracked)``, pickled;
+the worker answers with one frame. Its first frame says it is ready, or why
+it could not start. An empty frame, or the parent closing the socket, tells
+it to exit.
+
+A worker must never outlive its parent, even one killed with SIGKILL, which
+gets no chance to clean up. Two watches see to it:
+
+- ``PR_SET_PDEATHSIG`` on Linux: the kernel kills the worker when the
+  process that forked it dies. Under forkserver that is the fork server,
+  which exits as soon as the parent does, so the chain holds;
+- a thread that waits on a pidfd of the parent itself (polling where there
+  is no pidfd), and exits the process when the parent goes, whoever forked it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from .._worker import portable
+from ._tracker import Tracker
+from ._wire import recv_frame, send_frame
+
+# How often a worker without pidfds looks for its parent.
+_PARENT_POLL = 0.2
+
+
+def serve(
+    sock: socket.socket,
+    parent: int,
+    tracker: Tracker,
+    initializer: Callable[..., Any] | None,
+    initargs: tuple[Any, ...],
+    *,
+    measure_memory: bool,
+) -> None:
+    """Run calls from the parent until it says stop, or goes away."""
+    _die_with_parent(parent)
+    try:
+        if initializer is not None:
+            initializer(*initargs)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, then the worker exits
+        send_frame(sock, pickle.dumps(("failed", portable(exc), _format(exc))))
+        sys.exit(1)
+    send_frame(sock, pickle.dumps(("ready", os.getpid())))
+    while frame := recv_frame(sock):
+        fn, args, tracked = pickle.loads(frame)
+        try:
+            value = fn(*args, tracker=tracker) if tracked else fn(*args)
+            reply: tuple[Any, ...] = ("ok", value)
+        except Exception as exc:  # noqa: BLE001 - a call's failure is its reply
+            reply = ("error", portable(exc), _format(exc))
+        rss = _resident_bytes() if measure_memory else 0
+        try:
+            data = pickle.dumps((*reply, rss), protocol=5)
+        except Exception as exc:  # noqa: BLE001 - a value that cannot travel fails its call
+            error = TypeError(f"the result cannot be pickled to return from the worker: {exc}")
+            data = pickle.dumps(("error", error, None, rss), protocol=5)
+        send_frame(sock, data)
+
+
+def _format(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
+def _resident_bytes() -> int:
+    # Current, not peak, resident memory: a worker that freed what it used
+    # is fine to keep. /proc is Linux's; elsewhere the limit is not enforced.
+    try:
+        with open("/proc/self/statm", "rb") as statm:  # noqa: PTH123 - cheapest read there is
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def _die_with_parent(parent: int) -> None:
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes  # noqa: PLC0415 - Linux only
+
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    threading.Thread(target=_watch, args=(parent,), name="pipework-parent", daemon=True).start()
+
+
+def _watch(parent: int) -> None:
+    try:
+        handle = os.pidfd_open(parent)
+    except ProcessLookupError:
+        os._exit(1)  # the parent is already gone
+    except (AttributeError, OSError):  # no pidfds here: poll instead
+        while _alive(parent):
+            time.sleep(_PARENT_POLL)
+        os._exit(1)
+    select.select([handle], [], [])  # readable once the parent has exited
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

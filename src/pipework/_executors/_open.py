@@ -1,0 +1,57 @@
+"""Choosing and starting the backend of one pooled stage for one run."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any, Literal
+
+from .. import _buffers as buffers
+from .._worker import preload
+from ._base import Backend
+from ._local import ProcessBackend
+from ._payload import pickle_payload
+from ._pool import ExecutorBackend
+from ._processes import default_workers, stage_pool_options
+
+
+async def open_backend(
+    on: Literal["thread", "process"] | Executor,
+    *,
+    fn: Any,
+    setup: Any,
+    workers: int | None,
+    stage: str,
+    payload: bytes | None,
+) -> Backend:
+    """Start the workers of one pooled stage for one run.
+
+    ``payload`` is the stage's function already pickled at build time, for
+    process stages; a user's executor that is not a thread pool gets it
+    pickled here, before any item is taken from the input.
+    """
+    key = buffers.new_key()
+    buffers.sweep_orphans()  # segments of an earlier parent that was killed
+    if on == "process":
+        count = workers or default_workers()
+        pickled = payload if payload is not None else pickle_payload(fn, setup, stage)
+        options = stage_pool_options(count, key=key, payload=pickled, fn=fn)
+        return await ProcessBackend.start(options, key=key, payload=pickled)
+    if on == "thread":
+        count = workers or min(32, default_workers() + 4)
+        direct = (fn, setup)
+        pool = ThreadPoolExecutor(
+            count,
+            thread_name_prefix=f"pipework-{stage}",
+            initializer=preload,
+            initargs=(key, direct),
+        )
+        return ExecutorBackend(
+            pool, owned=True, remote=False, capacity=count, key=key, payload=direct
+        )
+    count = workers or getattr(on, "_max_workers", None) or default_workers()
+    if isinstance(on, ThreadPoolExecutor):
+        return ExecutorBackend(
+            on, owned=False, remote=False, capacity=count, key=key, payload=(fn, setup)
+        )
+    pickled = payload if payload is not None else pickle_payload(fn, setup, stage)
+    return ExecutorBackend(on, owned=False, remote=True, capacity=count, key=key, payload=pickled)

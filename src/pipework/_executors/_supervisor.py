@@ -1,0 +1,436 @@
+"""A pool of worker processes that the event loop drives, and that outlives its workers.
+
+Why not `concurrent.futures.ProcessPoolExecutor`:
+
+- **Cost.** Each of its calls crosses three threads in the parent (a feeder,
+  a manager, and the loop's callback), about 0.3-0.6 ms of parent CPU. Here
+  the loop reads each worker's socket itself (`_wire.FrameProtocol`), and a
+  reply sends the next waiting call from the same callback.
+- **Survival.** One dead worker breaks that pool for good, and every call in
+  it fails. Here only the call the dead worker was running fails, with
+  `WorkerDiedError`; a new worker takes its place. Workers that die as they
+  start, again and again, break the pool with `WorkerStartError` instead of
+  being restarted forever.
+- **Control.** A call can have a timeout per item: the worker that overruns
+  is killed, and the call fails with `ItemTimeoutError`. Cancelling a call
+  kills the worker that runs it. Workers can be recycled after a number of
+  calls or past a memory limit, between calls, so nothing is lost.
+
+Each worker runs one call at a time; calls wait in the parent, in order,
+for a free worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing.context
+import os
+import pickle
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import anyio
+
+from .._errors import ItemTimeoutError, RemoteTraceback, WorkerDiedError, WorkerStartError
+from .._tasks import retrieve_outcome
+from ._child import serve
+from ._tracker import Tracker
+from ._wire import FrameProtocol
+
+# Workers that die before they are ready, one after another, with no worker
+# becoming ready in between: the pool is broken, not unlucky.
+_START_FAILURES = 3
+# How long a worker that was asked to exit gets before it is killed.
+_EXIT_GRACE = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    """How to start and keep the workers of one pool."""
+
+    workers: int
+    context: multiprocessing.context.BaseContext
+    initializer: Callable[..., Any] | None = None
+    initargs: tuple[Any, ...] = ()
+    max_tasks: int | None = None
+    max_memory: int | None = None
+
+
+class _Call:
+    __slots__ = ("frame", "future", "sent_at", "timed_out", "timeout", "timer", "tracked")
+
+    def __init__(
+        self, frame: bytes, future: asyncio.Future[Any], *, tracked: bool, timeout: float | None
+    ) -> None:
+        self.frame = frame
+        self.future = future
+        self.tracked = tracked
+        self.timeout = timeout
+        self.sent_at = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.timed_out = False
+
+
+class _Worker:
+    __slots__ = ("call", "calls_done", "process", "protocol", "ready", "retiring", "tracker")
+    protocol: FrameProtocol  # set once its socket is connected, before any call is sent
+
+    def __init__(self, process: Any, tracker: Tracker) -> None:
+        self.process = process
+        self.tracker = tracker
+        self.call: _Call | None = None
+        self.calls_done = 0
+        self.ready = False
+        self.retiring = False
+
+
+class SupervisedPool:
+    """Worker processes driven by the event loop; see the module docstring.
+
+    Use it from one event loop: ``await start()``, then ``await call(...)``
+    from any number of tasks, then ``await aclose(kill=...)``.
+    """
+
+    def __init__(self, options: PoolOptions) -> None:
+        """Prepare the pool; `start` starts its workers."""
+        self._options = options
+        self._loop = asyncio.get_running_loop()
+        self._workers: set[_Worker] = set()
+        self._idle: list[_Worker] = []
+        self._pending: deque[_Call] = deque()
+        self._start_failures = 0
+        self._start_error: BaseException | None = None
+        self._broken: WorkerStartError | None = None
+        self._accepting = True  # false once closing: no new calls
+        self._closing = False  # true once the calls are done: no new workers
+        self._background: set[asyncio.Task[None]] = set()
+        self.deaths = 0
+
+    @property
+    def capacity(self) -> int:
+        """How many calls run at once: the number of workers."""
+        return self._options.workers
+
+    async def start(self) -> None:
+        """Start every worker; calls made meanwhile go to the first to start.
+
+        :raises Exception: whatever kept the first worker from starting at all
+        """
+        await self._in_background(self._spawn(self._options.workers))
+
+    async def call(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        tracked: bool = False,
+        item_timeout: float | None = None,
+    ) -> Any:
+        """Run ``fn(*args)`` in a worker and return its result, or raise its exception.
+
+        ``fn`` must be picklable by reference (a module-level function).
+        ``tracked`` passes the worker's `Tracker` as ``tracker=``, for calls
+        that run items one by one; ``item_timeout`` then limits each item.
+
+        :raises WorkerDiedError: if the worker died during the call; it has been replaced
+        :raises ItemTimeoutError: if an item overran ``item_timeout``; its worker was killed
+        :raises WorkerStartError: if workers die as they start, so none can run the call
+        """
+        if self._broken is not None:
+            raise self._broken
+        if not self._accepting:
+            raise RuntimeError("the pool is shut down")
+        tracked = tracked or item_timeout is not None
+        frame = pickle.dumps((fn, args, tracked), protocol=5)
+        call = _Call(frame, self._loop.create_future(), tracked=tracked, timeout=item_timeout)
+        self._pending.append(call)
+        self._dispatch()
+        try:
+            return await call.future
+        except asyncio.CancelledError:
+            self._abandon(call)
+            raise
+
+    async def aclose(self, *, kill: bool) -> None:
+        """Stop every worker. ``kill`` stops them at once, else they finish their calls first.
+
+        Returns once every worker process has exited, even if cancelled.
+        """
+        self._accepting = False
+        try:
+            if not kill:
+                # Workers that die meanwhile are still replaced, so this ends.
+                waiting = [c.future for c in self._pending] + [
+                    w.call.future for w in self._workers if w.call is not None
+                ]
+                if waiting:
+                    await asyncio.wait(waiting)
+        except BaseException:
+            kill = True
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._stop(kill=kill)
+
+    async def _stop(self, *, kill: bool) -> None:
+        self._closing = True
+        for call in self._pending:
+            call.future.cancel()
+        self._pending.clear()
+        await self._settle()  # a worker being started joins, then goes
+        workers = list(self._workers)
+        for worker in workers:
+            if kill or worker.call is not None:
+                worker.process.kill()
+            else:
+                self._retire(worker, replace=False)
+        await anyio.to_thread.run_sync(_join_all, [w.process for w in workers])
+        await self._settle()
+
+    async def _settle(self) -> None:
+        while self._background:
+            await asyncio.wait(list(self._background))
+
+    # Sending calls ----------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        while self._pending and self._idle:
+            call = self._pending.popleft()
+            if call.future.done():  # cancelled while it waited
+                continue
+            self._send(self._idle.pop(), call)
+
+    def _send(self, worker: _Worker, call: _Call) -> None:
+        worker.call = call
+        call.sent_at = time.monotonic()
+        worker.protocol.send(call.frame)
+        if call.timeout is not None:
+            call.timer = self._loop.call_later(call.timeout, self._check_time, worker, call)
+
+    def _check_time(self, worker: _Worker, call: _Call) -> None:
+        if worker.call is not call or call.timeout is None:
+            return
+        _, started = worker.tracker.read()
+        began = max(started, call.sent_at)
+        overrun = time.monotonic() - began
+        if overrun < call.timeout:
+            call.timer = self._loop.call_later(
+                call.timeout - overrun, self._check_time, worker, call
+            )
+            return
+        call.timed_out = True
+        worker.process.kill()
+
+    def _abandon(self, call: _Call) -> None:
+        # A call whose caller is gone: cancelling process work means killing it.
+        for worker in self._workers:
+            if worker.call is call:
+                worker.process.kill()
+                return
+
+    # Hearing from workers ---------------------------------------------------
+
+    def _on_frame(self, worker: _Worker, frame: bytes | bytearray) -> None:
+        try:
+            message = pickle.loads(frame)
+        except Exception as exc:  # noqa: BLE001 - a reply the parent cannot read fails its call
+            message = ("error", exc, None, 0)
+        kind = message[0]
+        if kind == "ready":
+            worker.ready = True
+            self._start_failures = 0
+            return
+        if kind == "failed":
+            self._start_error = message[1]
+            message[1].__cause__ = RemoteTraceback(message[2])
+            return
+        call, worker.call = worker.call, None
+        assert call is not None  # noqa: S101 - a worker answers only what it was sent
+        if call.timer is not None:
+            call.timer.cancel()
+        if not call.future.done():
+            if kind == "ok":
+                call.future.set_result(message[1])
+            else:
+                error, text = message[1], message[2]
+                if text is not None:
+                    error.__cause__ = RemoteTraceback(text)
+                call.future.set_exception(error)
+        worker.calls_done += 1
+        if self._worn_out(worker, rss=message[-1]):
+            self._retire(worker, replace=True)
+        else:
+            self._idle.append(worker)
+        self._dispatch()
+
+    def _worn_out(self, worker: _Worker, *, rss: int) -> bool:
+        options = self._options
+        return (options.max_tasks is not None and worker.calls_done >= options.max_tasks) or (
+            options.max_memory is not None and rss > options.max_memory
+        )
+
+    def _retire(self, worker: _Worker, *, replace: bool) -> None:
+        # Between calls, so no work is lost: ask it to exit, and start another.
+        worker.retiring = True
+        with contextlib.suppress(ValueError):
+            self._idle.remove(worker)
+        worker.protocol.send(b"")
+        if replace and not self._closing:
+            self._in_background(self._spawn(1))
+
+    def _on_lost(self, worker: _Worker) -> None:
+        self._workers.discard(worker)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(worker)
+        if worker.retiring:
+            self._in_background(self._reap(worker.process))
+            return
+        self.deaths += 1
+        call, worker.call = worker.call, None
+        if not worker.ready:
+            self._start_failures += 1
+            if call is not None:
+                self._pending.appendleft(call)  # not the call's fault: send it again
+        if self._start_failures >= _START_FAILURES:
+            self._break()
+        elif not self._closing:
+            self._in_background(self._spawn(1))
+        self._in_background(self._bury(worker, call if worker.ready else None))
+
+    async def _bury(self, worker: _Worker, call: _Call | None) -> None:
+        exitcode = await self._reap(worker.process)
+        if call is None or call.future.done():
+            return
+        if call.timer is not None:
+            call.timer.cancel()
+        position = _position(worker.tracker, call)
+        if call.timed_out:
+            error: Exception = ItemTimeoutError(
+                f"an item ran longer than its timeout of {call.timeout} s; "
+                f"its worker process {worker.process.pid} was killed",
+                timeout=call.timeout or 0.0,
+                position=position,
+            )
+        else:
+            error = WorkerDiedError(
+                f"worker process {worker.process.pid} {_death(exitcode)} while it ran a call",
+                exitcode=exitcode,
+                position=position,
+            )
+        call.future.set_exception(error)
+
+    def _break(self) -> None:
+        if self._broken is not None:
+            return
+        self._broken = WorkerStartError(
+            f"worker processes could not start: {_START_FAILURES} in a row died starting"
+            + ("; the last one's error is the cause" if self._start_error else ""),
+            exitcode=None,
+        )
+        self._broken.__cause__ = self._start_error
+        for call in self._pending:
+            if not call.future.done():
+                call.future.set_exception(self._broken)
+        self._pending.clear()
+
+    # Starting and reaping workers ------------------------------------------
+
+    async def _spawn(self, count: int) -> None:
+        try:
+            for _ in range(count):
+                if self._closing or self._broken is not None:
+                    return
+                await self._spawn_one()
+        except Exception as exc:
+            # No worker can start (the fork server is gone, say): fail the
+            # calls that wait rather than leave them waiting for ever.
+            self._start_error = exc
+            self._break()
+            raise
+
+    async def _spawn_one(self) -> None:
+        options = self._options
+        tracker = Tracker(options.context)
+        ours, theirs = socket.socketpair()
+        process = options.context.Process(  # type: ignore[attr-defined]
+            target=serve,
+            args=(theirs, os.getpid(), tracker, options.initializer, options.initargs),
+            kwargs={"measure_memory": options.max_memory is not None},
+            name="pipework-worker",
+        )
+        worker = _Worker(process, tracker)
+
+        def protocol() -> FrameProtocol:
+            return FrameProtocol(partial(self._on_frame, worker), partial(self._on_lost, worker))
+
+        # Shielded: a process that started must be registered, or it would
+        # outlive a start that was cancelled half-way.
+        with anyio.CancelScope(shield=True):
+            try:
+                # Starting a process waits on the fork server, or on a spawn.
+                await anyio.to_thread.run_sync(process.start)
+            finally:
+                theirs.close()
+            try:
+                _, worker.protocol = await self._loop.connect_accepted_socket(protocol, ours)
+            except BaseException:
+                process.kill()
+                await anyio.to_thread.run_sync(process.join)
+                raise
+        self._workers.add(worker)
+        if self._closing:
+            process.kill()
+            return
+        self._idle.append(worker)
+        self._dispatch()
+
+    async def _reap(self, process: Any) -> int | None:
+        # The exit status arrives a moment after the socket closes; there is
+        # no portable way to be told, so look for it a few times.
+        deadline = time.monotonic() + _EXIT_GRACE
+        while process.exitcode is None and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.002)
+        if process.exitcode is None:
+            process.kill()
+            await anyio.to_thread.run_sync(process.join)
+        return process.exitcode  # type: ignore[no-any-return]
+
+    def _in_background(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = self._loop.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(retrieve_outcome)  # a failure is already passed to the calls
+        return task
+
+
+def _position(tracker: Tracker, call: _Call) -> int | None:
+    if not call.tracked:
+        return None
+    position, started = tracker.read()
+    return position if started >= call.sent_at and position >= 0 else None
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "died"
+    if exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
+def _join_all(processes: list[Any]) -> None:
+    deadline = time.monotonic() + _EXIT_GRACE
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.exitcode is None:
+            process.kill()
+            process.join()
