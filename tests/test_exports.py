@@ -11,14 +11,19 @@ import pytest
 import pipework
 
 PUBLIC = [
+    "Failure",
+    "ItemTimeoutError",
     "Pipeline",
     "PipeworkError",
     "RemoteError",
     "RemoteTraceback",
     "Report",
+    "Retry",
     "StageReport",
     "Stream",
     "UnpicklableError",
+    "WorkerDiedError",
+    "WorkerStartError",
     "map",
 ]
 

@@ -62,11 +62,11 @@ def test_str_renders_a_table_with_every_stage(report):
     text = str(report)
     lines = text.splitlines()
     assert [line.split() for line in lines[:5]] == [
-        ["stage", "kind", "in", "out", "failed", "busy", "s", "queue", "peak"],
-        ["#0", "source", "source", "40", "40", "0", "0.250", "3/128"],
-        ["#1", "parse", "process", "map", "40", "38", "2", "0.250", "16/16"],
-        ["#2", "parse", "inline", "filter", "38", "12", "0", "0.250", "3/128"],
-        ["#3", "save", "sink", "12", "12", "0", "0.250", "-"],
+        ["stage", "kind", "in", "out", "failed", "retried", "busy", "s", "queue", "peak"],
+        ["#0", "source", "source", "40", "40", "0", "0", "0.250", "3/128"],
+        ["#1", "parse", "process", "map", "40", "38", "2", "0", "0.250", "16/16"],
+        ["#2", "parse", "inline", "filter", "38", "12", "0", "0", "0.250", "3/128"],
+        ["#3", "save", "sink", "12", "12", "0", "0", "0.250", "-"],
     ]
     assert lines[5] == "wall 2.000 s, 20 items/s"
     assert len(lines) == 6

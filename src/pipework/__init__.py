@@ -6,12 +6,17 @@ checkers and ``pyright --verifytypes`` see one flat, deliberate surface;
 anything not listed here is an implementation detail that may change.
 """
 
+from ._errors import ItemTimeoutError as ItemTimeoutError
 from ._errors import PipeworkError as PipeworkError
 from ._errors import RemoteError as RemoteError
 from ._errors import RemoteTraceback as RemoteTraceback
 from ._errors import UnpicklableError as UnpicklableError
+from ._errors import WorkerDiedError as WorkerDiedError
+from ._errors import WorkerStartError as WorkerStartError
 from ._map import map as map  # noqa: A004 - pipework.map is the name users expect
 from ._pipeline import Pipeline as Pipeline
+from ._policy import Failure as Failure
+from ._policy import Retry as Retry
 from ._report import Report as Report
 from ._report import StageReport as StageReport
 from ._stream import Stream as Stream
@@ -19,13 +24,18 @@ from ._stream import Stream as Stream
 __version__ = "0.1.0"
 
 __all__ = [
+    "Failure",
+    "ItemTimeoutError",
     "Pipeline",
     "PipeworkError",
     "RemoteError",
     "RemoteTraceback",
     "Report",
+    "Retry",
     "StageReport",
     "Stream",
     "UnpicklableError",
+    "WorkerDiedError",
+    "WorkerStartError",
     "map",
 ]

@@ -7,6 +7,7 @@ from typing import Any, Generic, Never, TypeVar, overload
 
 from ._graph import Graph
 from ._ops import Op
+from ._policy import ErrorHandler, Retry
 from ._report import Report
 from ._run import execute
 from ._specs import DEFAULT_BUFFER, On, batch_spec, map_spec, sink_spec, source_spec
@@ -87,6 +88,9 @@ class Pipeline(Generic[T_co]):
         *,
         concurrency: int | None = None,
         ordered: bool = True,
+        retry: int | Retry | None = None,
+        errors: ErrorHandler = "raise",
+        timeout: float | None = None,
         buffer: int = DEFAULT_BUFFER,
         name: str | None = None,
     ) -> Pipeline[U]: ...
@@ -98,6 +102,9 @@ class Pipeline(Generic[T_co]):
         setup: Callable[[], S],
         concurrency: int | None = None,
         ordered: bool = True,
+        retry: int | Retry | None = None,
+        errors: ErrorHandler = "raise",
+        timeout: float | None = None,
         buffer: int = DEFAULT_BUFFER,
         name: str | None = None,
     ) -> Pipeline[U]: ...
@@ -110,6 +117,9 @@ class Pipeline(Generic[T_co]):
         workers: int | None = None,
         chunksize: int | None = None,
         ordered: bool = True,
+        retry: int | Retry | None = None,
+        errors: ErrorHandler = "raise",
+        timeout: float | None = None,
         buffer: int = DEFAULT_BUFFER,
         name: str | None = None,
     ) -> Pipeline[U]: ...
@@ -123,6 +133,9 @@ class Pipeline(Generic[T_co]):
         workers: int | None = None,
         chunksize: int | None = None,
         ordered: bool = True,
+        retry: int | Retry | None = None,
+        errors: ErrorHandler = "raise",
+        timeout: float | None = None,
         buffer: int = DEFAULT_BUFFER,
         name: str | None = None,
     ) -> Pipeline[U]: ...
@@ -133,6 +146,10 @@ class Pipeline(Generic[T_co]):
 
             Pipeline(paths).map(load_image, on="thread").map(embed, on="process", setup=load_model)
 
+        With failures settled per item::
+
+            Pipeline(urls).map(fetch, retry=Retry(5, on=(OSError,)), errors="skip", timeout=10)
+
         :param on: ``"thread"``, ``"process"`` or an executor; leave it out for
             an async function or a cheap inline one
         :param workers: threads or processes (thread and process stages)
@@ -140,6 +157,16 @@ class Pipeline(Generic[T_co]):
         :param setup: called once per worker; its result is passed first to ``fn``
         :param chunksize: items per call to a worker; adaptive by default
         :param ordered: keep input order (the default), or emit results as they finish
+        :param retry: try a failed item again: a number of attempts, or a `Retry`
+            with backoff and the exceptions worth retrying
+        :param errors: what to do with an item that failed for good: ``"raise"``
+            (the default) stops the run; ``"skip"`` drops the item and records it
+            in the report; a callable is a dead-letter handler, given each
+            `Failure` (sync or async), and the item is dropped
+        :param timeout: seconds each item may take. A process stage kills the
+            worker of an item that overruns, and replaces it; a thread cannot be
+            killed, so it is left to finish while the item fails. The item fails
+            with `ItemTimeoutError`, which ``retry`` and ``errors`` then settle
         :param buffer: how many items the channel after this stage holds
         :param name: the stage's name in reports and errors
         :raises TypeError, ValueError: at once, for settings that cannot work
@@ -159,6 +186,9 @@ class Pipeline(Generic[T_co]):
         concurrency: int | None = None,
         chunksize: int | None = None,
         ordered: bool = True,
+        retry: int | Retry | None = None,
+        errors: ErrorHandler = "raise",
+        timeout: float | None = None,
         buffer: int = DEFAULT_BUFFER,
         name: str | None = None,
     ) -> Pipeline[T_co]: ...
@@ -173,6 +203,9 @@ class Pipeline(Generic[T_co]):
         concurrency: int | None = None,
         chunksize: int | None = None,
         ordered: bool = True,
+        retry: int | Retry | None = None,
+        errors: ErrorHandler = "raise",
+        timeout: float | None = None,
         buffer: int = DEFAULT_BUFFER,
         name: str | None = None,
     ) -> Pipeline[T_co]: ...
@@ -197,6 +230,9 @@ class Pipeline(Generic[T_co]):
         *,
         concurrency: int | None = None,
         ordered: bool = True,
+        retry: int | Retry | None = None,
+        errors: ErrorHandler = "raise",
+        timeout: float | None = None,
         buffer: int = DEFAULT_BUFFER,
         name: str | None = None,
     ) -> Pipeline[U]: ...
@@ -209,6 +245,9 @@ class Pipeline(Generic[T_co]):
         workers: int | None = None,
         chunksize: int | None = None,
         ordered: bool = True,
+        retry: int | Retry | None = None,
+        errors: ErrorHandler = "raise",
+        timeout: float | None = None,
         buffer: int = DEFAULT_BUFFER,
         name: str | None = None,
     ) -> Pipeline[U]: ...
@@ -222,6 +261,9 @@ class Pipeline(Generic[T_co]):
         workers: int | None = None,
         chunksize: int | None = None,
         ordered: bool = True,
+        retry: int | Retry | None = None,
+        errors: ErrorHandler = "raise",
+        timeout: float | None = None,
         buffer: int = DEFAULT_BUFFER,
         name: str | None = None,
     ) -> Pipeline[U]: ...
@@ -303,7 +345,10 @@ class Pipeline(Generic[T_co]):
         return self.stream()
 
     def _then(self, op: Op, fn: Callable[..., Any], options: dict[str, Any]) -> Pipeline[Any]:
-        known = {"on", "workers", "concurrency", "setup", "ordered", "buffer", "chunksize", "name"}
+        known = {
+            *("on", "workers", "concurrency", "setup", "ordered", "buffer", "chunksize", "name"),
+            *("retry", "errors", "timeout"),
+        }
         unknown = sorted(set(options) - known)
         if unknown:
             raise TypeError(f"{op}() got unexpected keyword arguments: {', '.join(unknown)}")
@@ -319,5 +364,8 @@ class Pipeline(Generic[T_co]):
             buffer=options.get("buffer", DEFAULT_BUFFER),
             chunksize=options.get("chunksize"),
             name=options.get("name"),
+            retry=options.get("retry"),
+            errors=options.get("errors", "raise"),
+            timeout=options.get("timeout"),
         )
         return Pipeline._of(self._graph.then(spec))

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._policy import Failure
+
 
 class StageStats:
     """Mutable counters of one stage during a run."""
 
-    __slots__ = ("busy", "failed", "items_in", "items_out")
+    __slots__ = ("busy", "failed", "failures", "items_in", "items_out", "retried")
 
     def __init__(self) -> None:
         """Start every counter at zero."""
         self.items_in = 0
         self.items_out = 0
         self.failed = 0
+        self.retried = 0
         self.busy = 0.0
+        self.failures: list[Failure] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +35,14 @@ class StageReport:
     :ivar kind: where and how it ran, such as ``process map`` or ``batch``
     :ivar items_in: items it took from its input
     :ivar items_out: items it put on its output (for a sink: items consumed)
-    :ivar items_failed: items whose function raised
+    :ivar items_failed: items that failed for good (their last try raised)
+    :ivar items_retried: tries made again after a failure, by ``retry=``
     :ivar busy_seconds: time spent in the stage's work, summed over its
         concurrent workers or calls; divide by ``wall_seconds`` times the
         workers to get utilisation
     :ivar queue_capacity: the bound of its output channel (0 for a sink)
     :ivar queue_peak: the most items its output channel held at once
+    :ivar failures: the items it skipped, each with its error (the first 1,000)
     """
 
     name: str
@@ -47,6 +53,8 @@ class StageReport:
     busy_seconds: float
     queue_capacity: int
     queue_peak: int
+    items_retried: int = 0
+    failures: tuple[Failure, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +82,15 @@ class Report:
         raise KeyError(name)
 
     @property
+    def failures(self) -> tuple[Failure, ...]:
+        """Every item skipped by a stage with ``errors="skip"`` or a dead-letter handler.
+
+        Each names its stage, its index in the source, a repr of the item and
+        the exception; at most 1,000 are kept per stage.
+        """
+        return tuple(f for stage in self.stages for f in stage.failures)
+
+    @property
     def items_per_second(self) -> float:
         """Source items per second of wall time: the run's throughput."""
         if not self.stages or self.wall_seconds <= 0:
@@ -82,7 +99,7 @@ class Report:
 
     def __str__(self) -> str:
         """Render the report as a fixed-width table."""
-        head = ("stage", "kind", "in", "out", "failed", "busy s", "queue peak")
+        head = ("stage", "kind", "in", "out", "failed", "retried", "busy s", "queue peak")
         rows = [
             (
                 f"#{i} {s.name}",
@@ -90,6 +107,7 @@ class Report:
                 str(s.items_in),
                 str(s.items_out),
                 str(s.items_failed),
+                str(s.items_retried),
                 f"{s.busy_seconds:.3f}",
                 f"{s.queue_peak}/{s.queue_capacity}" if s.queue_capacity else "-",
             )

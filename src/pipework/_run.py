@@ -62,6 +62,8 @@ async def _execute(graph: Graph, tail: Channel[Any] | None) -> Report:
             busy_seconds=s.busy,
             queue_capacity=outputs[node.id].capacity if node.id in outputs else 0,
             queue_peak=outputs[node.id].peak if node.id in outputs else 0,
+            items_retried=s.retried,
+            failures=tuple(s.failures),
         )
         for node, s in zip(graph.nodes, stats, strict=True)
     )

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeAlias
 
 from ._executors import pickle_payload
 from ._ops import Op
+from ._policy import ErrorHandler, Retry, check_errors, check_retry
 
 On: TypeAlias = Literal["thread", "process"] | Executor | None
 Mode = Literal["inline", "async", "thread", "process", "executor"]
@@ -67,6 +68,9 @@ class MapSpec:
     # The function and setup, pickled once at build time for process stages,
     # which both proves they can travel and saves pickling them per run.
     payload: bytes | None
+    retry: Retry | None = None
+    errors: ErrorHandler = "raise"
+    timeout: float | None = None
 
     @property
     def kind(self) -> str:
@@ -144,6 +148,9 @@ def map_spec(
     buffer: object,
     chunksize: object,
     name: object,
+    retry: object = None,
+    errors: object = "raise",
+    timeout: object = None,
 ) -> MapSpec:
     """Check a map, filter or flat_map stage and decide where its function runs."""
     if not callable(fn):
@@ -167,6 +174,11 @@ def map_spec(
             )
         if chunksize is not None:
             raise TypeError(f"{where}: chunksize= is for thread and process stages")
+    if timeout is not None and mode == "inline":
+        raise TypeError(
+            f"{where}: timeout= cannot interrupt a plain function on the event loop; "
+            "run it with on='thread' or on='process', or make it async"
+        )
     if mode != "async" and concurrency is not None:
         raise TypeError(
             f"{where}: concurrency= is for async functions; "
@@ -187,6 +199,9 @@ def map_spec(
         buffer=_count("buffer", buffer, where),
         chunksize=_count("chunksize", chunksize, where, optional=True),
         payload=None,
+        retry=check_retry(retry, where),
+        errors=check_errors(errors, where),
+        timeout=_seconds("timeout", timeout, where),
     )
     if mode == "process":
         payload = pickle_payload(spec.fn, spec.setup, label(index, spec))
@@ -262,6 +277,16 @@ def _count(what: str, value: object, where: str = "Pipeline()", *, optional: boo
     if value < 1:
         raise ValueError(f"{where}: {what}= must be at least 1, not {value}")
     return value
+
+
+def _seconds(what: str, value: object, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{where}: {what}= must be a number of seconds or None, not {value!r}")
+    if math.isnan(value) or value <= 0:
+        raise ValueError(f"{where}: {what}= must be more than zero seconds, not {value}")
+    return float(value)
 
 
 def _name(value: object, what: str) -> str:

@@ -5,14 +5,16 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Any
 
+import anyio
+
 from .._batch import Batch
 from .._channel import Channel
-from .._errors import annotate
+from .._errors import ItemTimeoutError
 from .._ops import shape
 from .._report import StageStats
 from .._specs import MapSpec
 from .._tasks import call_user
-from ._common import bind, finish
+from ._common import Step, bind, policy_of, settle
 from ._window import Window
 
 
@@ -21,20 +23,23 @@ async def run_async(
 ) -> None:
     """Run one call per item, ``spec.concurrency`` at a time."""
     call = await bind(spec, label)
-    op = spec.op
+    op, timeout = spec.op, spec.timeout
+    policy = policy_of(spec, label, stats)
 
-    async def job(batch: Batch[Any]) -> Batch[Any]:
-        item = batch.items[0]
+    async def attempt(batch: Batch[Any]) -> Step:
         start = perf_counter()
         try:
-            value = shape(op, await call_user(call(item)))
-        except Exception as exc:
-            stats.failed += 1
-            annotate(exc, label, batch.index[0], item)
-            raise
+            with anyio.move_on_after(timeout) as scope:
+                return [shape(op, await call_user(call(batch.items[0])))], None
+        except Exception as exc:  # noqa: BLE001 - settled by the stage's policy
+            return [], (0, exc)
         finally:
             stats.busy += perf_counter() - start
-        return finish(op, batch, [value], label)
+        assert scope.cancelled_caught  # noqa: S101 - the only way past the return
+        return [], (0, _timed_out(timeout or 0.0))
+
+    async def job(batch: Batch[Any]) -> Batch[Any]:
+        return await settle(op, batch, attempt, policy, label)
 
     # Ordered output may hold finished calls behind a slow one; twice the
     # concurrency in the window lets the others keep working meanwhile.
@@ -49,3 +54,10 @@ async def run_async(
         stats=stats,
     )
     await window.run()
+
+
+def _timed_out(timeout: float) -> ItemTimeoutError:
+    # The call was cancelled, as asyncio code expects, and its cleanup ran.
+    return ItemTimeoutError(
+        f"an item ran longer than its timeout of {timeout} s", timeout=timeout, position=0
+    )

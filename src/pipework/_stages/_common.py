@@ -1,17 +1,23 @@
-"""Pieces every map-like stage shares: binding setup state, and shaping outputs."""
+"""Pieces every map-like stage shares: binding setup state, settling failures, shaping outputs."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeAlias
 
 import anyio
 
 from .._batch import Batch
 from .._ops import Op
+from .._policy import Policy
+from .._report import StageStats
 from .._specs import MapSpec
+
+# What one try over a run of items gives: the shaped results of the items
+# before the first that failed, and that failure, ``(position, exception)``.
+Step: TypeAlias = tuple[list[Any], tuple[int, Exception] | None]
 
 
 async def bind(spec: MapSpec, label: str) -> Callable[[Any], Any]:
@@ -29,6 +35,43 @@ async def bind(spec: MapSpec, label: str) -> Callable[[Any], Any]:
         exc.add_note(f"pipework: in the setup of stage {label}")
         raise
     return partial(spec.fn, state)
+
+
+def policy_of(spec: MapSpec, label: str, stats: StageStats) -> Policy:
+    """Return the stage's failure policy for this run."""
+    return Policy(label, retry=spec.retry, errors=spec.errors, stats=stats)
+
+
+async def settle(
+    op: Op,
+    batch: Batch[Any],
+    attempt: Callable[[Batch[Any]], Awaitable[Step]],
+    policy: Policy,
+    label: str,
+) -> Batch[Any]:
+    """Run ``batch`` through ``attempt`` until every item has a result or is settled.
+
+    A failed item is retried or dropped as the policy says (or the policy
+    raises); the items after it are then tried again from there, so one bad
+    item costs its chunk neither its place nor the results around it.
+    """
+    parts: list[Batch[Any]] = []
+    tries: dict[int, int] = {}
+    rest = batch
+    while len(rest):
+        results, fault = await attempt(rest)
+        if fault is None:
+            parts.append(finish(op, rest, results, label))
+            break
+        position, error = fault
+        if position:
+            parts.append(finish(op, rest.slice(0, position), results, label))
+        index = rest.index[position]
+        tries[index] = tries.get(index, 0) + 1
+        again = await policy.settle(error, index, rest.items[position], tries[index])
+        rest = rest.slice(position if again else position + 1, len(rest))
+    parts = [part for part in parts if len(part)]
+    return Batch.concat(parts) if parts else Batch(range(0), [])
 
 
 def finish(op: Op, batch: Batch[Any], results: list[Any], label: str) -> Batch[Any]:

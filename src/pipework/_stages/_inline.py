@@ -10,12 +10,12 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Any
 
+from .._batch import Batch
 from .._channel import Channel
-from .._errors import annotate
 from .._ops import apply
 from .._report import StageStats
 from .._specs import MapSpec
-from ._common import bind, finish
+from ._common import Step, bind, policy_of, settle
 
 
 async def run_inline(
@@ -24,15 +24,18 @@ async def run_inline(
     """Apply the stage's function to each batch as it arrives."""
     call = await bind(spec, label)
     op = spec.op
+    policy = policy_of(spec, label, stats)
+
+    async def attempt(batch: Batch[Any]) -> Step:
+        start = perf_counter()
+        try:
+            return apply(call, op, batch.items)
+        finally:
+            stats.busy += perf_counter() - start
+
     while (batch := await inp.take()) is not None:
         stats.items_in += len(batch)
-        start = perf_counter()
-        results, failed = apply(call, op, batch.items)
-        stats.busy += perf_counter() - start
-        if failed is not None:
-            position, exc = failed
-            stats.failed += 1
-            raise annotate(exc, label, batch.index[position], batch.items[position])
-        result = finish(op, batch, results, label)
-        stats.items_out += len(result)
-        await out.put(result)
+        result = await settle(op, batch, attempt, policy, label)
+        if len(result):
+            stats.items_out += len(result)
+            await out.put(result)

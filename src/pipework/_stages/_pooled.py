@@ -1,4 +1,17 @@
-"""Thread and process stages: chunks of items run on an executor's workers."""
+"""Thread and process stages: chunks of items run on a backend's workers.
+
+A chunk's try (`_Chunks.attempt`) turns everything that can go wrong into
+"the items before position p have results, and item p failed with this",
+which the stage's policy then settles (`_common.settle`):
+
+- the function raised: the worker says where;
+- an item cannot be pickled: the parent knows which;
+- the worker died or overran a timeout: the items that were running are
+  sent again. A death in an untracked chunk is not pinned on any item; the
+  chunk is sent again, tracked, and the next death is pinned on the item
+  that was running. An item pinned ``MAX_DEATHS`` times fails with
+  `WorkerDiedError`; the items before and after it go on.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +21,23 @@ from typing import Any
 from .._batch import Batch
 from .._channel import Channel
 from .._chunking import ChunkSizer
-from .._errors import RemoteTraceback, UnpicklableError, annotate
+from .._errors import (
+    ItemTimeoutError,
+    RemoteTraceback,
+    UnpicklableError,
+    WorkerDiedError,
+    WorkerStartError,
+    annotate,
+)
 from .._executors import Backend, open_backend
 from .._report import StageStats
 from .._serial import NotPicklableError
 from .._specs import MapSpec
-from ._common import finish
+from ._common import Step, policy_of, settle
 from ._window import Window
+
+MAX_DEATHS = 3
+"""How many worker deaths one item may cause before it fails for good."""
 
 
 async def run_pooled(
@@ -47,35 +70,15 @@ async def _run_chunks(
     stats: StageStats,
     backend: Backend,
 ) -> None:
-    sizer = ChunkSizer(spec.chunksize)
-    op = spec.op
+    # A timeout per item needs a worker that reports its progress; any other
+    # can only time a whole chunk, so it gets one item at a time.
+    one_at_a_time = spec.timeout is not None and not backend.supervised
+    sizer = ChunkSizer(1 if one_at_a_time else spec.chunksize)
+    chunks = _Chunks(spec, label, backend, sizer, stats)
+    policy = policy_of(spec, label, stats)
 
     async def job(batch: Batch[Any]) -> Batch[Any]:
-        try:
-            results, seconds, failure = await backend.run_chunk(op, batch.items)
-        except NotPicklableError as bad:
-            index = batch.index[bad.position]
-            raise UnpicklableError(
-                f"stage {label}: item {index} cannot be pickled to reach a worker process: "
-                f"{bad.cause}"
-            ) from bad.cause
-        except BrokenExecutor as exc:
-            raise _worker_died(exc, label) from exc.__cause__
-        except Exception as exc:  # the executor itself failed, not the user's function
-            annotate(exc, label, None)
-            raise
-        stats.busy += seconds
-        sizer.observe(len(batch), seconds)
-        if failure is None:
-            return finish(op, batch, results, label)
-        stats.failed += 1
-        position, error, remote_traceback = failure
-        if remote_traceback is not None:
-            error.__cause__ = RemoteTraceback(remote_traceback)
-        if position < 0:
-            error.add_note(f"pipework: in the setup of stage {label}, in a worker")
-            raise error
-        raise annotate(error, label, batch.index[position], batch.items[position])
+        return await settle(spec.op, batch, chunks.attempt, policy, label)
 
     # Two chunks per worker keep each worker fed while its last result
     # travels back; the reorder window doubles that when output is ordered.
@@ -93,8 +96,114 @@ async def _run_chunks(
     await window.run()
 
 
+class _Chunks:
+    """Tries runs of items on the backend; see the module docstring."""
+
+    def __init__(
+        self,
+        spec: MapSpec,
+        label: str,
+        backend: Backend,
+        sizer: ChunkSizer,
+        stats: StageStats,
+    ) -> None:
+        self._op = spec.op
+        self._timeout = spec.timeout
+        self._label = label
+        self._backend = backend
+        self._sizer = sizer
+        self._stats = stats
+        # Deaths pinned on each item, for the items of the chunks in flight.
+        self._deaths: dict[int, int] = {}
+
+    async def attempt(self, batch: Batch[Any], *, tracked: bool = False) -> Step:
+        """Try ``batch`` once, resending what a dead worker lost; see `_common.Step`."""
+        try:
+            results, seconds, failure = await self._backend.run_chunk(
+                self._op, batch.items, tracked=tracked, item_timeout=self._timeout
+            )
+        except NotPicklableError as bad:
+            unpicklable = UnpicklableError(
+                f"stage {self._label}: item {batch.index[bad.position]} cannot be pickled "
+                f"to reach a worker process: {bad.cause}"
+            )
+            unpicklable.__cause__ = bad.cause
+            return await self._before(batch, bad.position, unpicklable)
+        except WorkerStartError as exc:
+            raise _worker_died(exc, self._label) from exc.__cause__
+        except (WorkerDiedError, ItemTimeoutError) as lost:
+            return await self._lost(batch, lost, tracked=tracked)
+        except BrokenExecutor as exc:  # a user's executor: it cannot be recovered here
+            raise _worker_died(exc, self._label) from exc.__cause__
+        except Exception as exc:  # the executor itself failed, not the user's function
+            annotate(exc, self._label, None)
+            raise
+        self._stats.busy += seconds
+        self._sizer.observe(len(batch), seconds)
+        if failure is None:
+            return results, None
+        position, error, remote_traceback = failure
+        if remote_traceback is not None:
+            error.__cause__ = RemoteTraceback(remote_traceback)
+        if position < 0:
+            self._stats.failed += 1
+            error.add_note(f"pipework: in the setup of stage {self._label}, in a worker")
+            raise error
+        assert isinstance(error, Exception)  # noqa: S101 - apply() catches only Exception
+        return results, (position, error)
+
+    async def _lost(
+        self, batch: Batch[Any], lost: WorkerDiedError | ItemTimeoutError, *, tracked: bool
+    ) -> Step:
+        position = (
+            lost.position if lost.position is not None and lost.position < len(batch) else None
+        )
+        if position is None:
+            if len(batch) == 1:
+                position = 0
+            elif not tracked:
+                return await self.attempt(batch, tracked=True)  # to learn which item it is
+            else:  # it died between items: halve the chunk until it is pinned
+                return await self._halves(batch)
+        if isinstance(lost, ItemTimeoutError):
+            return await self._before(batch, position, lost)
+        index = batch.index[position]
+        deaths = self._deaths[index] = self._deaths.get(index, 0) + 1
+        if deaths < MAX_DEATHS:
+            return await self._resume(batch, position)
+        del self._deaths[index]
+        error = WorkerDiedError(
+            f"the item killed {deaths} worker processes in a row; the last {lost}",
+            exitcode=lost.exitcode,
+        )
+        return await self._before(batch, position, error)
+
+    async def _before(self, batch: Batch[Any], position: int, error: Exception) -> Step:
+        """Get results for the items before ``position``, then report ``error`` for it."""
+        if position == 0:
+            return [], (0, error)
+        results, fault = await self.attempt(batch.slice(0, position))
+        return results, fault or (position, error)
+
+    async def _resume(self, batch: Batch[Any], position: int) -> Step:
+        """Try the items before ``position``, then the rest from it, tracked."""
+        return await self._in_two(batch, position, tracked_from=position)
+
+    async def _halves(self, batch: Batch[Any]) -> Step:
+        return await self._in_two(batch, len(batch) // 2, tracked_from=0)
+
+    async def _in_two(self, batch: Batch[Any], middle: int, *, tracked_from: int) -> Step:
+        results: list[Any] = []
+        if middle:
+            results, fault = await self.attempt(batch.slice(0, middle), tracked=tracked_from == 0)
+            if fault is not None:
+                return results, fault
+        rest, fault = await self.attempt(batch.slice(middle, len(batch)), tracked=True)
+        return results + rest, None if fault is None else (middle + fault[0], fault[1])
+
+
 def _worker_died(exc: BrokenExecutor, label: str) -> BrokenExecutor:
-    # Every chunk in flight receives the same exception object; say it once.
+    # Every chunk in flight may receive the same exception object; say it once.
     note = (
         f"pipework: a worker of stage {label} died. If workers die as soon as they "
         "start, check that the script runs its pipeline under "

@@ -1,0 +1,165 @@
+"""What a stage does when an item fails: retry it, skip it, or stop the run.
+
+Every kind of stage settles a failed item the same way (`Policy.settle`):
+
+1. if ``retry=`` allows another attempt for this exception, wait a backoff
+   with full jitter, and try the item again;
+2. otherwise the item has failed for good. With ``errors="raise"``, the
+   default, the run stops and the exception is raised as itself. With
+   ``errors="skip"`` or a dead-letter handler, the item is dropped, recorded
+   in the report as a `Failure`, and handed to the handler.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import anyio
+
+from ._errors import annotate, describe_item
+
+if TYPE_CHECKING:
+    from ._report import StageStats
+
+ErrorHandler: TypeAlias = Literal["raise", "skip"] | Callable[["Failure"], Any]
+
+# A report keeps at most this many failures per stage; a dead-letter handler
+# sees every one. A stream of millions of bad items must not fill memory.
+MAX_KEPT_FAILURES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """How many times to try an item, how long to wait between tries, and for which errors.
+
+    The wait before try ``n + 1`` is drawn uniformly between zero and
+    ``min(max_backoff, backoff * 2 ** (n - 1))`` ("full jitter"), so items
+    that failed together do not retry together.
+
+    Example::
+
+        pipeline.map(fetch, retry=Retry(attempts=5, backoff=0.2, on=(ConnectionError,)))
+
+    :param attempts: tries in all, the first included
+    :param backoff: the first wait's upper bound, in seconds
+    :param max_backoff: the cap on any wait, in seconds
+    :param on: the exception types worth another try; others fail at once
+    """
+
+    attempts: int = 3
+    backoff: float = 0.1
+    max_backoff: float = 10.0
+    on: type[Exception] | tuple[type[Exception], ...] = Exception
+
+    def __post_init__(self) -> None:
+        """Check the settings when the policy is written, not when an item first fails."""
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
+            raise TypeError(f"Retry: attempts= must be a whole number, not {self.attempts!r}")
+        if self.attempts < 1:
+            raise ValueError(f"Retry: attempts= must be at least 1, not {self.attempts}")
+        for name in ("backoff", "max_backoff"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"Retry: {name}= must be a number of seconds, not {value!r}")
+            if math.isnan(value) or value < 0 or math.isinf(value):
+                raise ValueError(f"Retry: {name}= must be zero or more seconds, not {value}")
+        types = self.on if isinstance(self.on, tuple) else (self.on,)
+        if not types or not all(isinstance(t, type) and issubclass(t, Exception) for t in types):
+            raise TypeError(
+                f"Retry: on= must be an exception type or a tuple of them, not {self.on!r}"
+            )
+
+    def delay(self, attempt: int) -> float:
+        """Return how long to wait after try number ``attempt`` failed."""
+        bound = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        return random.uniform(0, bound)  # noqa: S311 - jitter, not cryptography
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An item that failed for good and was skipped: in the report, and for a dead-letter handler.
+
+    :ivar stage: the stage's label, such as ``#2 'parse' (process map)``
+    :ivar index: the item's position in the source
+    :ivar item: a short repr of the item (the item itself may be large, or gone)
+    :ivar error: the exception of its last try, with a note naming stage and item
+    :ivar attempts: how many times it was tried
+    """
+
+    stage: str
+    index: int
+    item: str
+    error: BaseException
+    attempts: int
+
+
+def check_errors(errors: object, where: str) -> ErrorHandler:
+    """Check an ``errors=`` setting: ``"raise"``, ``"skip"`` or a dead-letter callable."""
+    if errors in ("raise", "skip") or (callable(errors) and not isinstance(errors, str)):
+        return errors
+    raise ValueError(
+        f"{where}: errors= must be 'raise', 'skip' or a callable that takes a "
+        f"pipework.Failure (a dead-letter handler), not {errors!r}"
+    )
+
+
+def check_retry(retry: object, where: str) -> Retry | None:
+    """Check a ``retry=`` setting: ``None``, a number of attempts, or a `Retry`."""
+    if retry is None or isinstance(retry, Retry):
+        return retry
+    if isinstance(retry, int) and not isinstance(retry, bool):
+        if retry < 1:
+            raise ValueError(f"{where}: retry= must be at least 1 attempt, not {retry}")
+        return Retry(attempts=retry)
+    raise TypeError(f"{where}: retry= must be a number of attempts or a pipework.Retry")
+
+
+class Policy:
+    """Settles the failed items of one stage in one run; see the module docstring."""
+
+    def __init__(
+        self, label: str, *, retry: Retry | None, errors: ErrorHandler, stats: StageStats
+    ) -> None:
+        """Apply ``retry`` and ``errors`` to the failures of the stage ``label``."""
+        self._label = label
+        self._retry = retry
+        self._errors = errors
+        self._stats = stats
+
+    async def settle(self, error: Exception, index: int, item: Any, attempt: int) -> bool:
+        """Decide about try number ``attempt`` of an item, which raised ``error``.
+
+        :returns: ``True`` to try the item again (the backoff has been
+            waited), ``False`` to drop it (it has been recorded)
+        :raises Exception: ``error`` itself, with a note naming the stage and
+            item, when the stage's policy is to raise
+        """
+        retry = self._retry
+        if retry is not None and attempt < retry.attempts and isinstance(error, retry.on):
+            self._stats.retried += 1
+            await anyio.sleep(retry.delay(attempt))
+            return True
+        self._stats.failed += 1
+        annotate(error, self._label, index, item)
+        if self._errors == "raise":
+            raise error
+        failure = Failure(self._label, index, describe_item(item), error, attempt)
+        if len(self._stats.failures) < MAX_KEPT_FAILURES:
+            self._stats.failures.append(failure)
+        if callable(self._errors):
+            await self._dead_letter(self._errors, failure)
+        return False
+
+    async def _dead_letter(self, handler: Callable[[Failure], Any], failure: Failure) -> None:
+        try:
+            result = handler(failure)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            exc.add_note(f"pipework: in the dead-letter handler of stage {self._label}")
+            raise
