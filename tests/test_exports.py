@@ -15,6 +15,7 @@ PUBLIC = [
     "ItemTimeoutError",
     "Pipeline",
     "PipeworkError",
+    "ProcessPool",
     "RemoteError",
     "RemoteTraceback",
     "Report",
@@ -25,6 +26,7 @@ PUBLIC = [
     "WorkerDiedError",
     "WorkerStartError",
     "map",
+    "stop_on_signals",
 ]
 
 

@@ -13,12 +13,14 @@ from ._errors import RemoteTraceback as RemoteTraceback
 from ._errors import UnpicklableError as UnpicklableError
 from ._errors import WorkerDiedError as WorkerDiedError
 from ._errors import WorkerStartError as WorkerStartError
+from ._executors import ProcessPool as ProcessPool
 from ._map import map as map  # noqa: A004 - pipework.map is the name users expect
 from ._pipeline import Pipeline as Pipeline
 from ._policy import Failure as Failure
 from ._policy import Retry as Retry
 from ._report import Report as Report
 from ._report import StageReport as StageReport
+from ._shutdown import stop_on_signals as stop_on_signals
 from ._stream import Stream as Stream
 
 __version__ = "0.1.0"
@@ -28,6 +30,7 @@ __all__ = [
     "ItemTimeoutError",
     "Pipeline",
     "PipeworkError",
+    "ProcessPool",
     "RemoteError",
     "RemoteTraceback",
     "Report",
@@ -38,4 +41,5 @@ __all__ = [
     "WorkerDiedError",
     "WorkerStartError",
     "map",
+    "stop_on_signals",
 ]

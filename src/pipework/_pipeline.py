@@ -10,6 +10,7 @@ from ._ops import Op
 from ._policy import ErrorHandler, Retry
 from ._report import Report
 from ._run import execute
+from ._shutdown import StopSignal
 from ._specs import DEFAULT_BUFFER, On, batch_spec, map_spec, sink_spec, source_spec
 from ._stream import Stream
 
@@ -314,7 +315,7 @@ class Pipeline(Generic[T_co]):
 
     # running -----------------------------------------------------------
 
-    async def run(self) -> Report:
+    async def run(self, *, stop: StopSignal | None = None) -> Report:
         """Run the pipeline to the end of its source, and return its report.
 
         Outputs of a pipeline with no sink are counted and dropped. The first
@@ -326,8 +327,13 @@ class Pipeline(Generic[T_co]):
 
             report = await Pipeline(range(1000)).map(work, on="process").run()
             print(report)
+
+        :param stop: an `asyncio.Event` (or `anyio.Event`) for a graceful stop:
+            once it is set the source takes no more input, the items in flight
+            finish, and the report is returned. `stop_on_signals` sets one on
+            SIGINT or SIGTERM. To stop at once instead, cancel the run.
         """
-        return await execute(self._graph)
+        return await execute(self._graph, stop=stop)
 
     def stream(self) -> Stream[T_co]:
         """Return the outputs as an async iterator that runs the pipeline as it is read.

@@ -15,26 +15,30 @@ from typing import Any
 from ._channel import Channel
 from ._graph import Graph, output_capacity
 from ._report import Report, StageReport, StageStats
+from ._shutdown import StopSignal
 from ._stages import run_node
 from ._tasks import FailFastGroup
 
 
-async def execute(graph: Graph, tail: Channel[Any] | None = None) -> Report:
+async def execute(
+    graph: Graph, tail: Channel[Any] | None = None, stop: StopSignal | None = None
+) -> Report:
     """Run ``graph`` to the end of its stream and return its report.
 
     The last stage's output goes to ``tail`` when the caller reads it (a
     stream); otherwise it is drained here. ``tail`` is closed however the run
-    ends, so its reader always wakes.
+    ends, so its reader always wakes. Setting ``stop`` ends the stream at
+    the source, and the run drains.
     """
     try:
         _refuse_in_worker_bootstrap()
-        return await _execute(graph, tail)
+        return await _execute(graph, tail, stop)
     finally:
         if tail is not None:
             tail.close()
 
 
-async def _execute(graph: Graph, tail: Channel[Any] | None) -> Report:
+async def _execute(graph: Graph, tail: Channel[Any] | None, stop: StopSignal | None) -> Report:
     start = perf_counter()
     inputs: dict[int, Channel[Any]] = {}
     outputs: dict[int, Channel[Any]] = {}
@@ -49,7 +53,9 @@ async def _execute(graph: Graph, tail: Channel[Any] | None) -> Report:
     stats = [StageStats() for _ in graph.nodes]
     async with FailFastGroup() as group:
         for node in graph.nodes:
-            group.spawn(run_node, node, inputs.get(node.id), outputs.get(node.id), stats[node.id])
+            group.spawn(
+                run_node, node, inputs.get(node.id), outputs.get(node.id), stats[node.id], stop
+            )
         if drain is not None:
             group.spawn(_drain, drain)
     stages = tuple(

@@ -30,6 +30,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import cloudpickle  # type: ignore[import-untyped]
+
 from .._worker import portable
 from ._tracker import Tracker
 from ._wire import recv_frame, send_frame
@@ -70,6 +72,22 @@ def serve(
             error = TypeError(f"the result cannot be pickled to return from the worker: {exc}")
             data = pickle.dumps(("error", error, None, rss), protocol=5)
         send_frame(sock, data)
+
+
+def call_pickled(blob: bytes) -> bytes:
+    """Run a call that came pickled with cloudpickle, and pickle its result the same way.
+
+    For `ProcessPool`: cloudpickle lets lambdas travel, and lets a result
+    whose class is defined in the user's script arrive as the parent's class.
+    """
+    fn, args, kwargs = pickle.loads(blob)
+    return cloudpickle.dumps(fn(*args, **kwargs))  # type: ignore[no-any-return]
+
+
+def start_pickled(blob: bytes) -> None:
+    """Run a user's initializer that came pickled with cloudpickle."""
+    initializer, initargs = pickle.loads(blob)
+    initializer(*initargs)
 
 
 def _format(exc: BaseException) -> str:

@@ -107,7 +107,7 @@ class SupervisedPool:
         self._pending: deque[_Call] = deque()
         self._start_failures = 0
         self._start_error: BaseException | None = None
-        self._broken: WorkerStartError | None = None
+        self._broken = False
         self._accepting = True  # false once closing: no new calls
         self._closing = False  # true once the calls are done: no new workers
         self._background: set[asyncio.Task[None]] = set()
@@ -142,8 +142,8 @@ class SupervisedPool:
         :raises ItemTimeoutError: if an item overran ``item_timeout``; its worker was killed
         :raises WorkerStartError: if workers die as they start, so none can run the call
         """
-        if self._broken is not None:
-            raise self._broken
+        if self._broken:
+            raise self._broken_error()
         if not self._accepting:
             raise RuntimeError("the pool is shut down")
         tracked = tracked or item_timeout is not None
@@ -156,6 +156,12 @@ class SupervisedPool:
         except asyncio.CancelledError:
             self._abandon(call)
             raise
+
+    def cancel_pending(self) -> None:
+        """Cancel the calls that wait for a worker; those running go on."""
+        for call in self._pending:
+            call.future.cancel()
+        self._pending.clear()
 
     async def aclose(self, *, kill: bool) -> None:
         """Stop every worker. ``kill`` stops them at once, else they finish their calls first.
@@ -326,25 +332,31 @@ class SupervisedPool:
         call.future.set_exception(error)
 
     def _break(self) -> None:
-        if self._broken is not None:
+        if self._broken:
             return
-        self._broken = WorkerStartError(
+        self._broken = True
+        for call in self._pending:
+            if not call.future.done():
+                call.future.set_exception(self._broken_error())
+        self._pending.clear()
+
+    def _broken_error(self) -> WorkerStartError:
+        # A new exception for each call: one object raised in many tasks
+        # would gather all their tracebacks.
+        error = WorkerStartError(
             f"worker processes could not start: {_START_FAILURES} in a row died starting"
             + ("; the last one's error is the cause" if self._start_error else ""),
             exitcode=None,
         )
-        self._broken.__cause__ = self._start_error
-        for call in self._pending:
-            if not call.future.done():
-                call.future.set_exception(self._broken)
-        self._pending.clear()
+        error.__cause__ = self._start_error
+        return error
 
     # Starting and reaping workers ------------------------------------------
 
     async def _spawn(self, count: int) -> None:
         try:
             for _ in range(count):
-                if self._closing or self._broken is not None:
+                if self._closing or self._broken:
                     return
                 await self._spawn_one()
         except Exception as exc:

@@ -7,6 +7,7 @@ from typing import Any
 from .._channel import Channel
 from .._graph import Node
 from .._report import StageStats
+from .._shutdown import StopSignal
 from .._specs import BatchSpec, MapSpec, SinkSpec, SourceSpec
 from ._async import run_async
 from ._batch import run_batch
@@ -16,18 +17,23 @@ from ._pooled import run_pooled
 
 
 async def run_node(
-    node: Node, inp: Channel[Any] | None, out: Channel[Any] | None, stats: StageStats
+    node: Node,
+    inp: Channel[Any] | None,
+    out: Channel[Any] | None,
+    stats: StageStats,
+    stop: StopSignal | None = None,
 ) -> None:
     """Run one stage from its input channel to its output channel.
 
     The output is closed however the stage ends, so the end of the stream, or
-    the news that it was cut short, reaches the stage downstream.
+    the news that it was cut short, reaches the stage downstream. ``stop``
+    is for sources: setting it ends the stream there.
     """
     spec, label = node.spec, node.label
     try:
         if isinstance(spec, SourceSpec):
             assert out is not None  # noqa: S101 - the graph gives every source an output
-            await run_source(spec, label, out, stats)
+            await run_source(spec, label, out, stats, stop)
         elif isinstance(spec, SinkSpec):
             assert inp is not None  # noqa: S101 - and every other stage an input
             await run_sink(spec, label, inp, stats)

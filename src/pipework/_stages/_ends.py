@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterator
 from itertools import islice
@@ -14,6 +15,7 @@ from .._batch import Batch
 from .._channel import Channel
 from .._errors import annotate
 from .._report import StageStats
+from .._shutdown import StopSignal
 from .._specs import SinkSpec, SourceSpec
 from .._tasks import call_user
 
@@ -22,12 +24,37 @@ from .._tasks import call_user
 _SOURCE_CLOSE_TIMEOUT = 5.0
 
 
-async def run_source(spec: SourceSpec, label: str, out: Channel[Any], stats: StageStats) -> None:
+async def run_source(
+    spec: SourceSpec,
+    label: str,
+    out: Channel[Any],
+    stats: StageStats,
+    stop: StopSignal | None = None,
+) -> None:
     """Pull items from the source only as fast as the first channel makes room for them.
 
     Waiting for room before pulling means an item is never taken from the
     source only to wait in the source's hands.
+
+    Setting ``stop`` stops the source as if it had ended: it is cancelled the
+    asyncio way, so an async generator's ``finally`` blocks run, and every
+    stage downstream finishes what it holds.
     """
+    if stop is None:
+        await _pull(spec, label, out, stats)
+        return
+    if stop.is_set():
+        return
+    with anyio.CancelScope() as scope:
+        watcher = asyncio.ensure_future(stop.wait())
+        watcher.add_done_callback(lambda _: scope.cancel())
+        try:
+            await _pull(spec, label, out, stats)
+        finally:
+            watcher.cancel()
+
+
+async def _pull(spec: SourceSpec, label: str, out: Channel[Any], stats: StageStats) -> None:
     if isinstance(spec.source, AsyncIterable):
         await _pull_async(spec.source.__aiter__(), label, out, stats)
     else:
