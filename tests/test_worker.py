@@ -150,7 +150,7 @@ def test_preload_defers_setup_to_the_first_chunk():
 
 def test_failing_item_from_remote_payload_reports_position_and_traceback():
     results, _, failure = run_remote(key(), remote(fail_on_three), "map", [1, 2, 3, 4])
-    assert results == []
+    assert results == [fail_on_three(1), fail_on_three(2)]  # kept, for a policy that goes on
     position, exc, text = failure
     assert position == 2
     assert type(exc) is ValueError

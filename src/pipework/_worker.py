@@ -143,7 +143,9 @@ def run_chunk(
         if failed is None:
             outcome = results, elapsed, None
         else:
-            outcome = [], elapsed, _failure(*failed, remote=remote)
+            # The results before the failure are kept: a policy that skips or
+            # retries the item needs them, and they are not computed twice.
+            outcome = results, elapsed, _failure(*failed, remote=remote)
     if not remote:
         return outcome
     try:
@@ -183,17 +185,17 @@ def _failure(position: int, exc: Exception, *, remote: bool) -> Failure:
 
 
 def _send_back(outcome: Outcome, prefix: str) -> serial.Packed:
-    results, elapsed, failure = outcome
-    if failure is not None:
-        position, exc, text = failure
-        return serial.pack(([], elapsed, (position, exc, text)))
+    results, elapsed, _ = outcome
     try:
         return serial.pack(outcome, prefix)
     except Exception as exc:  # noqa: BLE001 - a result that cannot travel fails its item
+        # The exception, if any, was made portable; so a result is to blame.
+        # It fails in the place of any later failure, which a retry meets again.
+        position = serial.first_unpicklable(results)
         error = UnpicklableError(
             f"its result cannot be pickled to return from the worker process: {exc}"
         )
-        return serial.pack(([], elapsed, (serial.first_unpicklable(results), error, None)))
+        return serial.pack((results[:position], elapsed, (position, error, None)), prefix)
 
 
 def portable(exc: BaseException) -> BaseException:

@@ -124,9 +124,9 @@ class ProcessPool(Executor):
             if self._closed:
                 return
             self._closed = True
-        if cancel_futures:
-            self._loop.call_soon_threadsafe(self._pool.cancel_pending)
-        done = asyncio.run_coroutine_threadsafe(_close(self._pool, self._loop), self._loop)
+        done = asyncio.run_coroutine_threadsafe(
+            _close(self._pool, cancel=cancel_futures), self._loop
+        )
         if wait:
             done.result()
             self._thread.join()
@@ -146,11 +146,15 @@ async def _open(options: PoolOptions) -> SupervisedPool:
     return pool
 
 
-async def _close(pool: SupervisedPool, loop: asyncio.AbstractEventLoop) -> None:
+async def _close(pool: SupervisedPool, *, cancel: bool) -> None:
+    # Calls submitted before shutdown() reached the loop before this did, so
+    # cancelling here cancels every one that waits.
     try:
+        if cancel:
+            pool.cancel_pending()
         await pool.aclose(kill=False)
     finally:
-        loop.call_soon(loop.stop)
+        asyncio.get_running_loop().call_soon(asyncio.get_running_loop().stop)
 
 
 def _close_at_exit(ref: weakref.ref[ProcessPool]) -> None:
