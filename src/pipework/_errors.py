@@ -5,8 +5,11 @@ pipework's own exceptions form a small tree::
     PipeworkError
     ├── UnpicklableError (also a TypeError)
     │     a function, item or result could not be pickled for a worker process
-    └── RemoteError
-          a worker raised an exception that could not travel back as itself
+    ├── RemoteError
+    │     a worker raised an exception that could not travel back as itself
+    └── http.HTTPError (in pipework.http, defined in _http/_error.py)
+          a request failed after every attempt it was allowed; names the URL,
+          the attempts and the last status or error
 
 A user function's own exception is never wrapped. ``run()`` raises the very
 exception the function raised, of the same type. When it was raised in a
