@@ -657,3 +657,14 @@ def test_a_fetcher_names_its_stage_fetch():
     pipeline = Pipeline(["u"]).map(http.fetch(response="json"))
 
     assert "'fetch' (async map)" in repr(pipeline)
+
+
+def test_timeouts_default_per_attempt_and_by_read_gap_for_streams():
+    whole = http.fetch()._settings.timeout
+    stream = http.fetch(response="stream")._settings.timeout
+    custom = http.fetch(timeout=5, connect_timeout=1, read_timeout=2)._settings.timeout
+
+    assert (whole.total, whole.sock_read) == (30.0, None)
+    # A streamed body may wait in a channel long after it arrived.
+    assert (stream.total, stream.sock_read) == (None, 30.0)
+    assert (custom.total, custom.sock_connect, custom.sock_read) == (5.0, 1.0, 2.0)

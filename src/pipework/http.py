@@ -111,10 +111,11 @@ def fetch(response: str = "bytes", **options: Unpack[FetchOptions]) -> Fetcher[A
     :param limit_per_host: connections open at once to one host; no limit by default
     :param timeout: seconds for one attempt, from sending to the last byte of
         the body, waiting for a free connection included; 30 by default,
-        ``None`` for none. Streams of large bodies want ``None`` and a
-        ``read_timeout``
+        ``None`` for none. For ``"stream"`` the default is none, since a
+        body may be read long after it arrived
     :param connect_timeout: seconds to establish a TCP connection
-    :param read_timeout: seconds to wait for the next bytes of a response
+    :param read_timeout: seconds to wait for the next bytes of a response;
+        none by default, 30 for ``"stream"``
     :param rate: requests per second at most, retries included, shared by all
         concurrent calls; no limit by default
     :param burst: requests that may go at once after a quiet spell; 1 by

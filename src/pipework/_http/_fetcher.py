@@ -251,6 +251,8 @@ class Fetcher(Generic[T_co]):
 
     def _count_out(self) -> aiohttp.ClientSession | None:
         """Count one use out; return the session to close if it was the last, and ours."""
+        if self._users == 0:  # an __aexit__ without its __aenter__
+            return None
         self._users -= 1
         if self._users > 0:
             return None

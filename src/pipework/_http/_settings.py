@@ -23,7 +23,10 @@ DEFAULT_LIMIT = 100
 """Connections a fetcher's own session opens at once, over all hosts: aiohttp's default."""
 
 DEFAULT_TIMEOUT = 30.0
-"""Seconds one attempt may take, from its start to the last byte of its body."""
+"""Seconds one attempt may take, from its start to the last byte of its body.
+
+For ``response="stream"`` it bounds the wait for each read instead.
+"""
 
 DEFAULT_CHUNK_SIZE = 64 * 1024
 """Bytes per chunk of a streamed body: large enough that a chunk costs little per byte."""
@@ -120,7 +123,7 @@ def settings(response: object, options: FetchOptions) -> Settings:
         session=session,
         limit=_count("limit", options.get("limit"), DEFAULT_LIMIT),
         limit_per_host=_count("limit_per_host", options.get("limit_per_host"), 0),
-        timeout=_timeout(options),
+        timeout=_timeout(response, options),
         rate=_rate(options.get("rate")),
         burst=_count("burst", options.get("burst", 1), 1, least=1),
         retry=retry,
@@ -179,11 +182,15 @@ def _rate(value: object) -> float | None:
     return float(value)
 
 
-def _timeout(options: FetchOptions) -> aiohttp.ClientTimeout:
+def _timeout(response: object, options: FetchOptions) -> aiohttp.ClientTimeout:
+    # aiohttp's total timeout runs until the body is read. A streamed body may
+    # wait in a channel, or take minutes to read, so by default a stream is
+    # bounded by the gap between reads instead.
+    stream = response == "stream"
     given = {
-        "timeout": options.get("timeout", DEFAULT_TIMEOUT),
+        "timeout": options.get("timeout", None if stream else DEFAULT_TIMEOUT),
         "connect_timeout": options.get("connect_timeout"),
-        "read_timeout": options.get("read_timeout"),
+        "read_timeout": options.get("read_timeout", DEFAULT_TIMEOUT if stream else None),
     }
     seconds = {
         name: None if value is None else check_seconds("fetch()", name, value)
