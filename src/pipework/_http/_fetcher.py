@@ -137,12 +137,16 @@ class Fetcher(Generic[T_co]):
             delay = self._retry_delay(outcome, method, attempt)
             if delay is None:
                 self._failed += 1
-                raise HTTPError(
-                    method, url, attempt, outcome.reason, outcome.status
-                ) from outcome.error
+                reason = outcome.reason + self._not_retried(outcome, method, attempt)
+                raise HTTPError(method, url, attempt, reason, outcome.status) from outcome.error
             logger.info(
                 "retrying %s %s in %.3f s (attempt %d of %d failed: %s)",
-                *(method, url, delay, attempt, self._settings.retry.attempts, outcome.reason),
+                method,
+                url,
+                delay,
+                attempt,
+                self._settings.retry.attempts,
+                outcome.reason,
             )
             self._retries += 1
             await asyncio.sleep(delay)
@@ -155,6 +159,13 @@ class Fetcher(Generic[T_co]):
         if failure.retry_after is not None:
             return min(failure.retry_after, retry.max_delay)
         return backoff_delay(retry, attempt)
+
+    def _not_retried(self, failure: _Failure, method: str, attempt: int) -> str:
+        """Explain a failure worth retrying that was not, because of its method."""
+        retry = self._settings.retry
+        if failure.transient and attempt < retry.attempts and method not in retry.methods:
+            return f" (not retried: {method} is not in Retry(methods=...))"
+        return ""
 
     # Each attempt ------------------------------------------------------
 
