@@ -9,6 +9,7 @@ import inspect
 import pytest
 
 import pipework
+import pipework.http
 
 PUBLIC = [
     "Failure",
@@ -51,6 +52,45 @@ def test_no_other_public_names_leak():
         if not name.startswith("_") and not inspect.ismodule(value)
     }
     assert public == set(PUBLIC)
+
+
+HTTP_PUBLIC = [
+    "FetchOptions",
+    "FetchStats",
+    "Fetcher",
+    "HTTPError",
+    "Request",
+    "Retry",
+    "StreamedResponse",
+    "fetch",
+    "source",
+]
+
+
+def test_http_all_lists_exactly_its_public_names():
+    # Its namespace also holds what its signatures name (Pipeline, URL...);
+    # __all__ is the contract, for star imports and type checkers alike.
+    assert sorted(pipework.http.__all__) == sorted(HTTP_PUBLIC)
+    for name in HTTP_PUBLIC:
+        assert getattr(pipework.http, name).__module__.startswith("pipework.")
+
+
+@pytest.mark.parametrize("name", HTTP_PUBLIC)
+def test_each_http_name_is_documented(name):
+    obj = getattr(pipework.http, name)
+    assert inspect.getdoc(obj), f"http.{name} has no docstring"
+    if inspect.isclass(obj):
+        undocumented = [
+            member
+            for member, fn in own_members(obj)
+            if not (fn.__doc__ or "").strip()
+            and not (dataclasses_made(obj) and member in GENERATED)
+        ]
+        assert not undocumented, f"http.{name} lacks docstrings on {undocumented}"
+
+
+def test_http_error_is_a_pipework_error():
+    assert issubclass(pipework.http.HTTPError, pipework.PipeworkError)
 
 
 def test_version_is_a_string():

@@ -54,7 +54,7 @@ def stage(mode, fn):
 @pytest.mark.parametrize("mode", MODES)
 async def test_retry_tries_again_until_an_item_succeeds(mode, tmp_path):
     fn = stage(mode, fail_first_tries(tmp_path, 2))
-    retry = Retry(attempts=3, backoff=0.001)
+    retry = Retry(attempts=3, base_delay=0.001)
     report_out = []
     report = (
         await Pipeline(range(10)).map(fn, retry=retry, **on(mode)).sink(report_out.append).run()
@@ -68,7 +68,7 @@ async def test_retry_tries_again_until_an_item_succeeds(mode, tmp_path):
 async def test_retry_gives_up_after_its_attempts_and_raises(mode, tmp_path):
     fn = stage(mode, fail_first_tries(tmp_path, 5))
     with pytest.raises(ConnectionError) as caught:
-        await Pipeline(range(3)).map(fn, retry=Retry(2, backoff=0), **on(mode)).run()
+        await Pipeline(range(3)).map(fn, retry=Retry(2, base_delay=0), **on(mode)).run()
     assert any("pipework: in stage #1" in note for note in caught.value.__notes__)
 
 
@@ -81,7 +81,7 @@ async def test_retry_ignores_exceptions_it_was_not_asked_to_retry(mode, tmp_path
         (calls / f"{x}-{time.monotonic_ns()}").touch()
         return fail_on_3(x)
 
-    retry = Retry(attempts=5, backoff=0, on=(ConnectionError,))
+    retry = Retry(attempts=5, base_delay=0, on=(ConnectionError,))
     with pytest.raises(ValueError, match="three"):
         await Pipeline(range(5)).map(stage(mode, counted), retry=retry, **on(mode)).run()
     assert len(list(calls.glob("3-*"))) == 1
@@ -193,7 +193,7 @@ async def test_a_timed_out_item_can_be_retried(tmp_path):
             time.sleep(30)
         return x
 
-    retry = Retry(attempts=2, backoff=0, on=(ItemTimeoutError,))
+    retry = Retry(attempts=2, base_delay=0, on=(ItemTimeoutError,))
     out = [
         x
         async for x in Pipeline(range(4)).map(
@@ -210,7 +210,7 @@ async def test_a_supervised_pool_given_as_on_recycles_workers_and_keeps_every_it
 
 
 def test_backoff_is_full_jitter_within_its_exponential_bound():
-    retry = Retry(attempts=10, backoff=0.5, max_backoff=3.0)
+    retry = Retry(attempts=10, base_delay=0.5, max_delay=3.0)
     for attempt in range(1, 10):
         bound = min(3.0, 0.5 * 2 ** (attempt - 1))
         delays = [retry.delay(attempt) for _ in range(200)]
@@ -222,10 +222,10 @@ BAD = [
     (lambda: Retry(attempts=0), ValueError, "attempts= must be at least 1"),
     (lambda: Retry(attempts=1.5), TypeError, "attempts= must be a whole number"),
     (lambda: Retry(attempts=True), TypeError, "attempts= must be a whole number"),
-    (lambda: Retry(backoff=-1), ValueError, "backoff= must be zero or more"),
-    (lambda: Retry(backoff=math.nan), ValueError, "backoff= must be zero or more"),
-    (lambda: Retry(max_backoff=math.inf), ValueError, "max_backoff= must be zero or more"),
-    (lambda: Retry(backoff="1"), TypeError, "backoff= must be a number"),
+    (lambda: Retry(base_delay=-1), ValueError, "base_delay= must be zero or more"),
+    (lambda: Retry(base_delay=math.nan), ValueError, "base_delay= must be zero or more"),
+    (lambda: Retry(max_delay=math.inf), ValueError, "max_delay= must be zero or more"),
+    (lambda: Retry(base_delay="1"), TypeError, "base_delay= must be a number"),
     (lambda: Retry(on=ValueError("x")), TypeError, "on= must be an exception type"),
     (lambda: Retry(on=()), TypeError, "on= must be an exception type"),
     (lambda: Retry(on=KeyboardInterrupt), TypeError, "on= must be an exception type"),

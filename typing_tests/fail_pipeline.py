@@ -9,7 +9,7 @@ caught.
 from __future__ import annotations
 
 import pipework
-from pipework import Pipeline, Report
+from pipework import Pipeline, Report, http
 
 
 def takes_str(s: str) -> str:
@@ -42,3 +42,12 @@ async def mistakes() -> None:
     report: Report = await ints().run()
     report.stages = ()  # E: [misc] Property "stages" defined in "Report" is read-only
     await pipework.map(takes_str, range(3))  # E: [arg-type] "map" has incompatible type
+
+
+async def http_mistakes() -> None:
+    fetch = http.fetch()
+    ints().map(fetch)  # E: [arg-type] incompatible type "Fetcher[bytes]"
+    http.fetch(response="xml")  # E: [call-overload] No overload variant of "fetch" matches
+    http.fetch(retries=3)  # E: [call-overload] Unexpected keyword argument "retries"
+    urls = Pipeline(["u"])
+    text: Pipeline[bytes] = urls.map(http.fetch(response="text"))  # E: [arg-type] "Fetcher[str]"

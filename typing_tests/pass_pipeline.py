@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Never, assert_type
 
 import pipework
-from pipework import Pipeline, Report, Stream
+from pipework import Pipeline, Report, Stream, http
 
 
 def show(x: int) -> str:
@@ -99,3 +99,20 @@ async def map_types() -> None:
     assert_type(await pipework.map(fetch, [1, 2], concurrency=8), list[bytes])
     assert_type(await pipework.map(lookup, range(3), setup=load_table), list[float])
     assert_type(await pipework.map(lambda x: x * 2, [1.0, 2.0]), list[float])
+
+
+async def http_types(urls: list[str]) -> None:
+    assert_type(http.fetch(), http.Fetcher[bytes])
+    assert_type(http.fetch(response="text", rate=5.0), http.Fetcher[str])
+    assert_type(http.fetch(response="stream", chunk_size=1024), http.Fetcher[http.StreamedResponse])
+    pages = Pipeline(urls).map(http.fetch(response="text"), concurrency=32)
+    assert_type(pages, Pipeline[str])
+    requests = [http.Request(url, method="POST", json={"a": 1}) for url in urls]
+    assert_type(Pipeline(requests).map(http.fetch()), Pipeline[bytes])
+    assert_type(http.source(urls), Pipeline[bytes])
+    assert_type(http.source(urls, http.fetch(response="text")), Pipeline[str])
+    async with http.fetch(retry=http.Retry(attempts=2)) as fetch:
+        assert_type(await fetch(urls[0]), bytes)
+    async for response in Pipeline(urls).map(http.fetch(response="stream")):
+        async for chunk in response:
+            assert_type(chunk, bytes)

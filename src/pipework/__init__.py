@@ -4,6 +4,10 @@ This module is the whole public API. Everything here is re-exported from a
 private module by name (``from ._x import Y as Y``) so that readers, type
 checkers and ``pyright --verifytypes`` see one flat, deliberate surface;
 anything not listed here is an implementation detail that may change.
+
+One public submodule stands beside it: ``pipework.http``, the HTTP fetch
+stage. It is imported on its own (``from pipework import http``), so that
+pipelines that make no requests do not pay for importing aiohttp.
 """
 
 from ._errors import ItemTimeoutError as ItemTimeoutError

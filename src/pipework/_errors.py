@@ -11,8 +11,11 @@ pipework's own exceptions form a small tree::
     │   │ a worker process died while it ran an item: killed, crashed, out of memory
     │   └── WorkerStartError
     │         worker processes die as they start, so the pool cannot run anything
-    └── ItemTimeoutError (also a TimeoutError)
-          an item ran longer than its stage's ``timeout=``
+    ├── ItemTimeoutError (also a TimeoutError)
+    │     an item ran longer than its stage's ``timeout=``
+    └── http.HTTPError (in pipework.http, defined in _http/_error.py)
+          a request failed after every attempt it was allowed; names the URL,
+          the attempts and the last status or error
 
 A user function's own exception is never wrapped. ``run()`` raises the very
 exception the function raised, of the same type. When it was raised in a

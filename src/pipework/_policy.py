@@ -38,22 +38,22 @@ class Retry:
     """How many times to try an item, how long to wait between tries, and for which errors.
 
     The wait before try ``n + 1`` is drawn uniformly between zero and
-    ``min(max_backoff, backoff * 2 ** (n - 1))`` ("full jitter"), so items
+    ``min(max_delay, base_delay * 2 ** (n - 1))`` ("full jitter"), so items
     that failed together do not retry together.
 
     Example::
 
-        pipeline.map(fetch, retry=Retry(attempts=5, backoff=0.2, on=(ConnectionError,)))
+        pipeline.map(fetch, retry=Retry(attempts=5, base_delay=0.2, on=(ConnectionError,)))
 
     :param attempts: tries in all, the first included
-    :param backoff: the first wait's upper bound, in seconds
-    :param max_backoff: the cap on any wait, in seconds
+    :param base_delay: the first wait's upper bound, in seconds
+    :param max_delay: the cap on any wait, in seconds
     :param on: the exception types worth another try; others fail at once
     """
 
     attempts: int = 3
-    backoff: float = 0.1
-    max_backoff: float = 10.0
+    base_delay: float = 0.1
+    max_delay: float = 10.0
     on: type[Exception] | tuple[type[Exception], ...] = Exception
 
     def __post_init__(self) -> None:
@@ -62,7 +62,7 @@ class Retry:
             raise TypeError(f"Retry: attempts= must be a whole number, not {self.attempts!r}")
         if self.attempts < 1:
             raise ValueError(f"Retry: attempts= must be at least 1, not {self.attempts}")
-        for name in ("backoff", "max_backoff"):
+        for name in ("base_delay", "max_delay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError(f"Retry: {name}= must be a number of seconds, not {value!r}")
@@ -76,7 +76,7 @@ class Retry:
 
     def delay(self, attempt: int) -> float:
         """Return how long to wait after try number ``attempt`` failed."""
-        bound = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        bound = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return random.uniform(0, bound)  # noqa: S311 - jitter, not cryptography
 
 

@@ -49,6 +49,8 @@ from ._wire import FrameProtocol
 _START_FAILURES = 3
 # How long a worker that was asked to exit gets before it is killed.
 _EXIT_GRACE = 5.0
+# Turns of the loop a closing pool waits for its aborted sockets to report.
+_CLOSE_ROUNDS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,15 @@ class SupervisedPool:
             else:
                 self._retire(worker, replace=False)
         await anyio.to_thread.run_sync(_join_all, [w.process for w in workers])
+        # Every worker has exited; close the sockets whose end the loop has
+        # not read yet, so none outlives the pool, and hear of it now.
+        for worker in workers:
+            if worker.protocol.transport is not None:
+                worker.protocol.transport.abort()
+        for _ in range(_CLOSE_ROUNDS):
+            if not self._workers:
+                break
+            await asyncio.sleep(0)  # connection_lost comes on the next turn of the loop
         await self._settle()
 
     async def _settle(self) -> None:

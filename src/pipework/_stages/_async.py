@@ -1,7 +1,15 @@
-"""Async stages: a coroutine function, with a bounded number of calls in flight."""
+"""Async stages: a coroutine function, with a bounded number of calls in flight.
+
+A stage function that is also an async context manager (it has
+``__aenter__`` and ``__aexit__``) is entered when the stage starts and exited
+when it ends, however it ends: it can hold a resource for the run, such as
+the HTTP session of `pipework.http.fetch`, without the user managing it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from time import perf_counter
 from typing import Any
 
@@ -13,7 +21,7 @@ from .._errors import ItemTimeoutError
 from .._ops import shape
 from .._report import StageStats
 from .._specs import MapSpec
-from .._tasks import call_user
+from .._tasks import USER_CLEANUP_GRACE, call_user
 from ._common import Step, bind, policy_of, settle
 from ._window import Window
 
@@ -53,7 +61,8 @@ async def run_async(
         chunk=lambda: 1,
         stats=stats,
     )
-    await window.run()
+    async with held_for_the_stage(spec.fn):
+        await window.run()
 
 
 def _timed_out(timeout: float) -> ItemTimeoutError:
@@ -61,3 +70,26 @@ def _timed_out(timeout: float) -> ItemTimeoutError:
     return ItemTimeoutError(
         f"an item ran longer than its timeout of {timeout} s", timeout=timeout, position=0
     )
+
+
+@asynccontextmanager
+async def held_for_the_stage(fn: object) -> AsyncIterator[None]:
+    """Enter ``fn`` for the length of the stage if it is an async context manager.
+
+    Its ``__aexit__`` runs after the last call has finished, shielded from the
+    run's cancellation and given `USER_CLEANUP_GRACE` seconds, as any user
+    cleanup is. Its ``__aenter__`` result is ignored: the stage calls ``fn``.
+    """
+    kind = type(fn)
+    if not (hasattr(kind, "__aenter__") and hasattr(kind, "__aexit__")):
+        yield
+        return
+    await call_user(kind.__aenter__(fn))
+    try:
+        yield
+    except BaseException as exc:
+        with anyio.move_on_after(USER_CLEANUP_GRACE, shield=True):
+            await kind.__aexit__(fn, type(exc), exc, exc.__traceback__)
+        raise
+    with anyio.move_on_after(USER_CLEANUP_GRACE, shield=True):
+        await kind.__aexit__(fn, None, None, None)
