@@ -243,6 +243,13 @@ BAD = [
         "timeout= must be more",
     ),
     (lambda: Pipeline([1]).map(abs, timeout=1), TypeError, "cannot interrupt a plain function"),
+    (lambda: Pipeline([1]).map(abs, chunk_time=0.01), TypeError, "are for thread and process"),
+    (
+        lambda: Pipeline([1]).map(abs, on="process", chunksize=4, chunk_time=0.01),
+        TypeError,
+        "cannot go with a fixed chunksize",
+    ),
+    (lambda: Pipeline([1]).map(abs, on="process", chunk_time=0), ValueError, "chunk_time= must"),
     (lambda: ProcessPool(0), ValueError, "max_workers= must be at least 1"),
     (lambda: ProcessPool(True), TypeError, "max_workers= must be a whole number"),
     (lambda: ProcessPool(1, max_tasks_per_worker=0), ValueError, "max_tasks_per_worker="),

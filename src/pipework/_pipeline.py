@@ -117,6 +117,7 @@ class Pipeline(Generic[T_co]):
         on: On = None,
         workers: int | None = None,
         chunksize: int | None = None,
+        chunk_time: float | None = None,
         ordered: bool = True,
         retry: int | Retry | None = None,
         errors: ErrorHandler = "raise",
@@ -133,6 +134,7 @@ class Pipeline(Generic[T_co]):
         on: On = None,
         workers: int | None = None,
         chunksize: int | None = None,
+        chunk_time: float | None = None,
         ordered: bool = True,
         retry: int | Retry | None = None,
         errors: ErrorHandler = "raise",
@@ -157,6 +159,9 @@ class Pipeline(Generic[T_co]):
         :param concurrency: calls in flight (async stages; 16 by default)
         :param setup: called once per worker; its result is passed first to ``fn``
         :param chunksize: items per call to a worker; adaptive by default
+        :param chunk_time: for adaptive chunks, the seconds of work each chunk
+            aims at (20 ms by default): lower favours latency and balance,
+            higher the cost per item
         :param ordered: keep input order (the default), or emit results as they finish
         :param retry: try a failed item again: a number of attempts, or a `Retry`
             with backoff and the exceptions worth retrying
@@ -186,6 +191,7 @@ class Pipeline(Generic[T_co]):
         workers: int | None = None,
         concurrency: int | None = None,
         chunksize: int | None = None,
+        chunk_time: float | None = None,
         ordered: bool = True,
         retry: int | Retry | None = None,
         errors: ErrorHandler = "raise",
@@ -203,6 +209,7 @@ class Pipeline(Generic[T_co]):
         workers: int | None = None,
         concurrency: int | None = None,
         chunksize: int | None = None,
+        chunk_time: float | None = None,
         ordered: bool = True,
         retry: int | Retry | None = None,
         errors: ErrorHandler = "raise",
@@ -245,6 +252,7 @@ class Pipeline(Generic[T_co]):
         on: On = None,
         workers: int | None = None,
         chunksize: int | None = None,
+        chunk_time: float | None = None,
         ordered: bool = True,
         retry: int | Retry | None = None,
         errors: ErrorHandler = "raise",
@@ -261,6 +269,7 @@ class Pipeline(Generic[T_co]):
         on: On = None,
         workers: int | None = None,
         chunksize: int | None = None,
+        chunk_time: float | None = None,
         ordered: bool = True,
         retry: int | Retry | None = None,
         errors: ErrorHandler = "raise",
@@ -353,7 +362,7 @@ class Pipeline(Generic[T_co]):
     def _then(self, op: Op, fn: Callable[..., Any], options: dict[str, Any]) -> Pipeline[Any]:
         known = {
             *("on", "workers", "concurrency", "setup", "ordered", "buffer", "chunksize", "name"),
-            *("retry", "errors", "timeout"),
+            *("retry", "errors", "timeout", "chunk_time"),
         }
         unknown = sorted(set(options) - known)
         if unknown:
@@ -373,5 +382,6 @@ class Pipeline(Generic[T_co]):
             retry=options.get("retry"),
             errors=options.get("errors", "raise"),
             timeout=options.get("timeout"),
+            chunk_time=options.get("chunk_time"),
         )
         return Pipeline._of(self._graph.then(spec))

@@ -71,6 +71,7 @@ class MapSpec:
     retry: Retry | None = None
     errors: ErrorHandler = "raise"
     timeout: float | None = None
+    chunk_time: float | None = None
 
     @property
     def kind(self) -> str:
@@ -151,6 +152,7 @@ def map_spec(
     retry: object = None,
     errors: object = "raise",
     timeout: object = None,
+    chunk_time: object = None,
 ) -> MapSpec:
     """Check a map, filter or flat_map stage and decide where its function runs."""
     if not callable(fn):
@@ -162,28 +164,15 @@ def map_spec(
     if not isinstance(ordered, bool):
         raise TypeError(f"{where}: ordered= must be True or False, not {ordered!r}")
     mode = _mode(fn, on, where)
-    if mode in {"async", "inline"}:
-        if workers is not None:
-            raise TypeError(
-                f"{where}: workers= is for thread and process stages; "
-                + (
-                    "use concurrency= for an async function"
-                    if mode == "async"
-                    else "pass on='thread' or on='process' to run on workers"
-                )
-            )
-        if chunksize is not None:
-            raise TypeError(f"{where}: chunksize= is for thread and process stages")
-    if timeout is not None and mode == "inline":
-        raise TypeError(
-            f"{where}: timeout= cannot interrupt a plain function on the event loop; "
-            "run it with on='thread' or on='process', or make it async"
-        )
-    if mode != "async" and concurrency is not None:
-        raise TypeError(
-            f"{where}: concurrency= is for async functions; "
-            "use workers= with on='thread' or on='process'"
-        )
+    _check_fit(
+        mode,
+        where,
+        workers=workers,
+        concurrency=concurrency,
+        chunksize=chunksize,
+        chunk_time=chunk_time,
+        timeout=timeout,
+    )
     spec = MapSpec(
         op=op,
         fn=fn,
@@ -202,6 +191,7 @@ def map_spec(
         retry=check_retry(retry, where),
         errors=check_errors(errors, where),
         timeout=_seconds("timeout", timeout, where),
+        chunk_time=_seconds("chunk_time", chunk_time, where),
     )
     if mode == "process":
         payload = pickle_payload(spec.fn, spec.setup, label(index, spec))
@@ -245,6 +235,38 @@ def is_async_callable(fn: object) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async def
     )
+
+
+def _check_fit(mode: Mode, where: str, **options: object) -> None:
+    """Refuse options that mean nothing where the stage's function runs."""
+    if mode in {"async", "inline"}:
+        if options["workers"] is not None:
+            raise TypeError(
+                f"{where}: workers= is for thread and process stages; "
+                + (
+                    "use concurrency= for an async function"
+                    if mode == "async"
+                    else "pass on='thread' or on='process' to run on workers"
+                )
+            )
+        if options["chunksize"] is not None or options["chunk_time"] is not None:
+            raise TypeError(
+                f"{where}: chunksize= and chunk_time= are for thread and process stages"
+            )
+    if options["chunksize"] is not None and options["chunk_time"] is not None:
+        raise TypeError(
+            f"{where}: chunk_time= sizes adaptive chunks; it cannot go with a fixed chunksize="
+        )
+    if options["timeout"] is not None and mode == "inline":
+        raise TypeError(
+            f"{where}: timeout= cannot interrupt a plain function on the event loop; "
+            "run it with on='thread' or on='process', or make it async"
+        )
+    if mode != "async" and options["concurrency"] is not None:
+        raise TypeError(
+            f"{where}: concurrency= is for async functions; "
+            "use workers= with on='thread' or on='process'"
+        )
 
 
 def _mode(fn: object, on: object, where: str) -> Mode:

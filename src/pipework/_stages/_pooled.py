@@ -20,7 +20,7 @@ from typing import Any
 
 from .._batch import Batch
 from .._channel import Channel
-from .._chunking import ChunkSizer
+from .._chunking import DEFAULT_TARGET, ChunkSizer
 from .._errors import (
     ItemTimeoutError,
     RemoteTraceback,
@@ -73,7 +73,9 @@ async def _run_chunks(
     # A timeout per item needs a worker that reports its progress; any other
     # can only time a whole chunk, so it gets one item at a time.
     one_at_a_time = spec.timeout is not None and not backend.supervised
-    sizer = ChunkSizer(1 if one_at_a_time else spec.chunksize)
+    sizer = ChunkSizer(
+        1 if one_at_a_time else spec.chunksize, target=spec.chunk_time or DEFAULT_TARGET
+    )
     chunks = _Chunks(spec, label, backend, sizer, stats)
     policy = policy_of(spec, label, stats)
 
