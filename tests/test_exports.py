@@ -20,6 +20,7 @@ PUBLIC = [
     "Stream",
     "UnpicklableError",
     "map",
+    "run",
 ]
 
 

@@ -42,3 +42,15 @@ async def mistakes() -> None:
     report: Report = await ints().run()
     report.stages = ()  # E: [misc] Property "stages" defined in "Report" is read-only
     await pipework.map(takes_str, range(3))  # E: [arg-type] "map" has incompatible type
+
+
+async def count_to(n: int, label: str) -> list[str]:
+    return [label] * n
+
+
+def run_mistakes() -> None:
+    pipework.run(count_to, "3", "x")  # E: [arg-type] expected "Callable[[str, str]
+    pipework.run(count_to, 3)  # E: [arg-type] expected "Callable[[int], Coroutine
+    pipework.run(count_to(3, "x"))  # E: [arg-type] incompatible type "Coroutine[
+    pipework.run(count_to, 3, "x", loop="trio")  # E: [arg-type] Argument "loop" to "run"
+    n: int = pipework.run(count_to, 3, "x")  # E: [assignment] expression has type "list[str]"

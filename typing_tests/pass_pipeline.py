@@ -5,6 +5,7 @@ Nothing here runs; ``tests/test_typing.py`` checks it with mypy.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Never, assert_type
 
@@ -99,3 +100,18 @@ async def map_types() -> None:
     assert_type(await pipework.map(fetch, [1, 2], concurrency=8), list[bytes])
     assert_type(await pipework.map(lookup, range(3), setup=load_table), list[float])
     assert_type(await pipework.map(lambda x: x * 2, [1.0, 2.0]), list[float])
+
+
+async def count_to(n: int, label: str) -> list[str]:
+    return [label] * n
+
+
+async def nothing() -> None:
+    pass
+
+
+def run_types() -> None:
+    assert_type(pipework.run(count_to, 3, "x"), list[str])
+    assert_type(pipework.run(nothing), None)
+    assert_type(pipework.run(count_to, 3, "x", loop="asyncio", debug=True), list[str])
+    assert_type(pipework.run(nothing, loop=asyncio.new_event_loop), None)

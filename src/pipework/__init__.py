@@ -10,6 +10,7 @@ from ._errors import PipeworkError as PipeworkError
 from ._errors import RemoteError as RemoteError
 from ._errors import RemoteTraceback as RemoteTraceback
 from ._errors import UnpicklableError as UnpicklableError
+from ._loop import run as run
 from ._map import map as map  # noqa: A004 - pipework.map is the name users expect
 from ._pipeline import Pipeline as Pipeline
 from ._report import Report as Report
@@ -28,4 +29,5 @@ __all__ = [
     "Stream",
     "UnpicklableError",
     "map",
+    "run",
 ]
