@@ -266,24 +266,35 @@ async def test_an_async_test_runs_on_the_loop_its_id_names(request):
 # processes, subprocesses and signals on each loop ------------------------------------------
 
 
-async def test_subprocesses_and_a_process_stage_share_a_run():
+async def echo_double(x):
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", f"print({x} * 2)", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await child.communicate()
+    assert child.returncode == 0
+    return int(out)
+
+
+async def subprocesses_then_processes():
     # asyncio's subprocesses wait for their children through a child watcher, uvloop's
     # through libuv; neither may reap, or be confused by, the pool's worker processes.
-    async def echo_double(x):
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", f"print({x} * 2)", stdout=asyncio.subprocess.PIPE
-        )
-        out, _ = await child.communicate()
-        assert child.returncode == 0
-        return int(out)
-
-    got = [
+    return [
         x
         async for x in Pipeline(range(6))
         .map(echo_double, concurrency=3)
         .map(triple, on="process", workers=2)
     ]
-    assert got == [6 * x for x in range(6)]
+
+
+async def test_subprocesses_and_a_process_stage_share_a_run():
+    assert await subprocesses_then_processes() == [6 * x for x in range(6)]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_subprocesses_and_a_process_stage_share_a_run_under_pipework_run(loop):
+    # pipework.run makes its loop from a factory and never sets it as the thread's
+    # current loop, which is what Python 3.11 attaches child watchers to.
+    assert pipework.run(subprocesses_then_processes, loop=loop) == [6 * x for x in range(6)]
 
 
 CTRL_C_SCRIPT = """
