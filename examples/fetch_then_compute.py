@@ -9,7 +9,8 @@ Then one pipeline does the three kinds of work, each where it belongs::
                -> keep  (a sink, in this process: no lock needed)
 
 and prints a few scores and the run's report: per stage, items in and out,
-busy time and how full its output channel got.
+busy time and how full its output channel got. ``pipework.run`` starts the
+event loop: uvloop when it is installed, asyncio's own loop otherwise.
 
 Run it from the repository root::
 
@@ -27,6 +28,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+import pipework
 from pipework import Pipeline
 
 RECORDS = 200
@@ -86,10 +88,12 @@ async def main() -> None:
             .run()
         )
 
+    loop = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+    print(f"event loop: {loop}")
     print(f"scored {len(scores)} records; primes in records 0-4: {[scores[i] for i in range(5)]}")
     print(f"total primes: {sum(scores.values())}")
     print(report)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    pipework.run(main)

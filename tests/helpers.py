@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+LOOPS = ("asyncio", "uvloop") if importlib.util.find_spec("uvloop") else ("asyncio",)
+"""The event loops tests run on here: uvloop where it is installed (it has no Windows build)."""
 
 
 def in_mode(mode, fn):

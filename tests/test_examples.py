@@ -33,6 +33,7 @@ EXPECTED: dict[str, list[str]] = {
         ),
     ],
     "fetch_then_compute.py": [
+        r"event loop: (asyncio|uvloop)\n",
         r"scored 200 records",
         r"#1 fetch\s+async map\s+200\s+200\s+0",
         r"#2 score\s+process map\s+200\s+200\s+0",

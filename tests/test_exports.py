@@ -27,6 +27,7 @@ PUBLIC = [
     "WorkerDiedError",
     "WorkerStartError",
     "map",
+    "run",
     "stop_on_signals",
 ]
 

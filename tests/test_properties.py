@@ -5,7 +5,7 @@ number, a flat_map makes tagged copies, a filter keeps tuples by a rule of
 their contents, and a batch is undone by a flat_map right after it. A plain
 list comprehension model of the same chain then gives the exact expected
 output; it must match as a list when every stage keeps order, and as a
-multiset when any stage does not.
+multiset when any stage does not. Each property runs on every event loop.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import pipework
+from helpers import LOOPS
 from pipework import Pipeline
 
 CONCURRENT = ("async", "thread", "process")
@@ -123,8 +126,8 @@ async def outputs(pipeline, via_sink):
     return seen
 
 
-def check(n, source_buffer, stages, via_sink):
-    got = asyncio.run(outputs(build(n, source_buffer, stages), via_sink))
+def check(loop, n, source_buffer, stages, via_sink):
+    got = pipework.run(outputs, build(n, source_buffer, stages), via_sink, loop=loop)
     expected = model(n, stages)
     if keeps_order(stages):
         assert got == expected
@@ -175,6 +178,7 @@ def chains_with_a_process_stage(draw):
 # properties ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 @settings(max_examples=35, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(0, 60),
@@ -182,10 +186,11 @@ def chains_with_a_process_stage(draw):
     stages=st.lists(stages_of(["inline", "async", "thread"]), min_size=1, max_size=4),
     via_sink=st.booleans(),
 )
-def test_every_item_comes_out_exactly_once(n, source_buffer, stages, via_sink):
-    check(n, source_buffer, stages, via_sink)
+def test_every_item_comes_out_exactly_once(loop, n, source_buffer, stages, via_sink):
+    check(loop, n, source_buffer, stages, via_sink)
 
 
+@pytest.mark.parametrize("loop", LOOPS)
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(0, 60),
@@ -193,8 +198,10 @@ def test_every_item_comes_out_exactly_once(n, source_buffer, stages, via_sink):
     stages=chains_with_a_process_stage(),
     via_sink=st.booleans(),
 )
-def test_every_item_comes_out_exactly_once_through_processes(n, source_buffer, stages, via_sink):
-    check(n, source_buffer, stages, via_sink)
+def test_every_item_comes_out_exactly_once_through_processes(
+    loop, n, source_buffer, stages, via_sink
+):
+    check(loop, n, source_buffer, stages, via_sink)
 
 
 def test_the_model_is_not_trivial():

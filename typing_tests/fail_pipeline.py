@@ -51,3 +51,15 @@ async def http_mistakes() -> None:
     http.fetch(retries=3)  # E: [call-overload] Unexpected keyword argument "retries"
     urls = Pipeline(["u"])
     text: Pipeline[bytes] = urls.map(http.fetch(response="text"))  # E: [arg-type] "Fetcher[str]"
+
+
+async def count_to(n: int, label: str) -> list[str]:
+    return [label] * n
+
+
+def run_mistakes() -> None:
+    pipework.run(count_to, "3", "x")  # E: [arg-type] expected "Callable[[str, str]
+    pipework.run(count_to, 3)  # E: [arg-type] expected "Callable[[int], Coroutine
+    pipework.run(count_to(3, "x"))  # E: [arg-type] incompatible type "Coroutine[
+    pipework.run(count_to, 3, "x", loop="trio")  # E: [arg-type] Argument "loop" to "run"
+    n: int = pipework.run(count_to, 3, "x")  # E: [assignment] expression has type "list[str]"

@@ -5,6 +5,7 @@ Nothing here runs; ``tests/test_typing.py`` checks it with mypy.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Never, assert_type
 
@@ -116,3 +117,18 @@ async def http_types(urls: list[str]) -> None:
     async for response in Pipeline(urls).map(http.fetch(response="stream")):
         async for chunk in response:
             assert_type(chunk, bytes)
+
+
+async def count_to(n: int, label: str) -> list[str]:
+    return [label] * n
+
+
+async def nothing() -> None:
+    pass
+
+
+def run_types() -> None:
+    assert_type(pipework.run(count_to, 3, "x"), list[str])
+    assert_type(pipework.run(nothing), None)
+    assert_type(pipework.run(count_to, 3, "x", loop="asyncio", debug=True), list[str])
+    assert_type(pipework.run(nothing, loop=asyncio.new_event_loop), None)

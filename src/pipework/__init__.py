@@ -18,6 +18,7 @@ from ._errors import UnpicklableError as UnpicklableError
 from ._errors import WorkerDiedError as WorkerDiedError
 from ._errors import WorkerStartError as WorkerStartError
 from ._executors import ProcessPool as ProcessPool
+from ._loop import run as run
 from ._map import map as map  # noqa: A004 - pipework.map is the name users expect
 from ._pipeline import Pipeline as Pipeline
 from ._policy import Failure as Failure
@@ -45,5 +46,6 @@ __all__ = [
     "WorkerDiedError",
     "WorkerStartError",
     "map",
+    "run",
     "stop_on_signals",
 ]

@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 
 from ._executors import default_workers
+from ._loop import running_loop_name
 from ._pipeline import Pipeline
 from ._report import Report
 
@@ -179,7 +180,7 @@ def _header(count: int, base_url: str, workers: int | None, concurrency: int) ->
     processes = workers or default_workers()
     return (
         f"pipework demo: {count} records from {base_url}, {concurrency} requests in flight, "
-        f"features on {processes} processes\n"
+        f"features on {processes} processes, event loop: {running_loop_name()}\n"
     )
 
 

@@ -12,6 +12,7 @@ import asyncio
 import socket
 import struct
 from collections.abc import Callable
+from typing import cast
 
 HEADER = struct.Struct("!Q")
 
@@ -73,8 +74,8 @@ class FrameProtocol(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport, to write frames to."""
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - a stream socket's
-        self.transport = transport
+        # A stream socket's transport; uvloop's does not subclass asyncio's.
+        self.transport = cast("asyncio.Transport", transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Report the end of the connection: the worker has exited or is gone."""
