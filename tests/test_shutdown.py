@@ -97,3 +97,26 @@ async def test_the_first_signal_stops_gracefully_and_the_second_cancels():
 
     with pytest.raises(asyncio.CancelledError):
         await asyncio.ensure_future(second_signal())
+
+
+def test_ctrl_c_stops_the_cli_demo_gracefully_and_it_still_reports():
+    import subprocess
+    import sys
+
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "pipework", "demo", "--count", "1000000", "--loop", "asyncio"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        assert demo.stdout.readline().startswith("pipework demo:")
+        time.sleep(1.5)  # under way: records fetched and in the process stage
+        demo.send_signal(signal.SIGINT)
+        out, err = demo.communicate(timeout=30)
+    finally:
+        demo.kill()
+    assert demo.returncode == 0, err
+    assert "stopped early by a signal" in out
+    assert "checksum" in out

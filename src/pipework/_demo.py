@@ -25,6 +25,7 @@ from ._executors import default_workers
 from ._loop import running_loop_name
 from ._pipeline import Pipeline
 from ._report import Report
+from ._shutdown import stop_on_signals
 
 DEFAULT_COUNT = 2000
 """Records a demo run fetches: a couple of seconds on two cores."""
@@ -171,8 +172,12 @@ async def run_demo(
             concurrency=concurrency,
             collect=scores.append,
         )
-        report = await pipeline.run()
-    _say(f"{report}\n{summary(report, scores)}")
+        # Ctrl-C or SIGTERM once: stop fetching, finish what is in flight and
+        # report; twice: stop at once.
+        async with stop_on_signals() as stop:
+            report = await pipeline.run(stop=stop)
+    stopped = "stopped early by a signal; " if stop.is_set() else ""
+    _say(f"{report}\n{stopped}{summary(report, scores)}")
     return 0
 
 
