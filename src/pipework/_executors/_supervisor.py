@@ -310,18 +310,22 @@ class SupervisedPool:
             return
         self.deaths += 1
         call, worker.call = worker.call, None
-        if not worker.ready:
-            self._start_failures += 1
-            if call is not None:
-                self._pending.appendleft(call)  # not the call's fault: send it again
-        if self._start_failures >= _START_FAILURES:
-            self._break()
-        elif not self._closing:
+        if not worker.ready and call is not None:
+            self._pending.appendleft(call)  # not the call's fault: send it again
+            call = None
+        if not self._closing:
             self._in_background(self._spawn(1))
-        self._in_background(self._bury(worker, call if worker.ready else None))
+        self._in_background(self._bury(worker, call))
 
     async def _bury(self, worker: _Worker, call: _Call | None) -> None:
         exitcode = await self._reap(worker.process)
+        if not worker.ready and exitcode != -signal.SIGKILL:
+            # It died of its own accord before it was ready: a failing
+            # initializer, an import error, a script without a main guard. A
+            # worker killed from outside as it started is bad luck, not that.
+            self._start_failures += 1
+            if self._start_failures >= _START_FAILURES:
+                self._break()
         if call is None or call.future.done():
             return
         if call.timer is not None:
