@@ -13,9 +13,9 @@ are summarised, never all at once.
 
 Failures, two ways:
 
-1. Reported per file. pipework has no skip-and-report policy yet (it is
-   planned), so today the stage's function catches its own error and returns
-   it as a value; the run goes on and the sink lists each failed file.
+1. Reported per file. The stage has ``errors="skip"``: a file that fails is
+   dropped, the run goes on, and the report lists each failed file, with its
+   index, a repr of the item and the exception (``report.failures``).
 2. Raised. Without that wrapper the first failure stops the run: the
    exception comes back as itself, with a note naming the stage, the item's
    position in the source, and the item itself, here the broken file.
@@ -66,35 +66,22 @@ def summarise(named_text: tuple[str, str]) -> tuple[str, int, float, float]:
     return name, len(values), statistics.fmean(values), statistics.pstdev(values)
 
 
-def summarise_or_report(named_text: tuple[str, str]) -> tuple[str, str | None, str]:
-    """Summarise one file, or return its error as a value so that the run goes on."""
-    try:
-        name, count, mean, spread = summarise(named_text)
-    except ValueError as error:
-        return named_text[0], None, str(error)
-    return name, f"{count},{mean:.3f},{spread:.3f}", ""
-
-
 async def per_file_failures(paths: list[Path], out: IO[str]) -> list[str]:
-    """Way 1: summarise every file that parses, and collect the failures."""
-    failures: list[str] = []
+    """Way 1: summarise every file that parses, and collect the failures from the report."""
 
-    def write(result: tuple[str, str | None, str]) -> None:
-        name, summary, error = result
-        if summary is None:
-            failures.append(f"{name}: {error}")
-        else:
-            out.write(f"{name},{summary}\n")
+    def write(result: tuple[str, int, float, float]) -> None:
+        name, count, mean, spread = result
+        out.write(f"{name},{count},{mean:.3f},{spread:.3f}\n")
 
     report = await (
         Pipeline(paths, name="paths")
         .map(read, on="thread", workers=4, buffer=8)
-        .map(summarise_or_report, on="process", buffer=8, name="summarise")
+        .map(summarise, on="process", buffer=8, errors="skip")
         .sink(write)
         .run()
     )
     print(report)
-    return failures
+    return [f"{failure.item[:40]}...: {failure.error!r}" for failure in report.failures]
 
 
 async def first_failure_stops(paths: list[Path]) -> None:

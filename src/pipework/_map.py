@@ -6,6 +6,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import Any, Literal, TypeVar, overload
 
 from ._pipeline import Pipeline
+from ._policy import Retry
 from ._specs import On, is_async_callable
 
 MAP_BUFFER = 4096
@@ -28,6 +29,8 @@ async def map(
     items: Iterable[T] | AsyncIterable[T],
     *,
     concurrency: int | None = None,
+    retry: int | Retry | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 - a limit per item, not on this call
 ) -> list[U]: ...
 @overload
 async def map(
@@ -37,6 +40,8 @@ async def map(
     on: Literal["thread", "process"] | On = None,
     workers: int | None = None,
     chunksize: int | None = None,
+    retry: int | Retry | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 - a limit per item, not on this call
 ) -> list[U]: ...
 @overload
 async def map(
@@ -47,6 +52,8 @@ async def map(
     on: Literal["thread", "process"] | On = None,
     workers: int | None = None,
     chunksize: int | None = None,
+    retry: int | Retry | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 - a limit per item, not on this call
 ) -> list[U]: ...
 async def map(fn: Callable[..., Any], items: Any, *, on: On = None, **options: Any) -> list[Any]:
     """Apply ``fn`` to every item in parallel and return the results in input order.
@@ -64,8 +71,17 @@ async def map(fn: Callable[..., Any], items: Any, *, on: On = None, **options: A
         pages = await pipework.map(fetch, urls, concurrency=20)
         same = await pipework.map(blocking_io, paths, on="thread")
 
+    ``retry=`` and ``timeout=`` work as on `Pipeline.map`. There is no
+    ``errors=``: a list with items skipped would no longer line up with its
+    input; use a `Pipeline` with ``errors="skip"`` and read ``report.failures``.
+
     :raises: the first exception ``fn`` raised, as itself, with a note naming the item
     """
+    if "errors" in options:
+        raise TypeError(
+            "pipework.map() has no errors=: skipping items would misalign the results "
+            "with the input; use Pipeline(items).map(fn, errors='skip') instead"
+        )
     if on is None and not is_async_callable(fn):
         on = "process"
     if on is not None:

@@ -50,6 +50,10 @@ def serve(
     measure_memory: bool,
 ) -> None:
     """Run calls from the parent until it says stop, or goes away."""
+    # Ctrl-C in a terminal reaches the whole process group. The parent decides
+    # what it means (a graceful stop, or cancellation, which kills workers);
+    # a worker that died of it would only be replaced.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
     try:
         if initializer is not None:
