@@ -81,7 +81,8 @@ async def per_file_failures(paths: list[Path], out: IO[str]) -> list[str]:
         .run()
     )
     print(report)
-    return [f"{failure.item[:40]}...: {failure.error!r}" for failure in report.failures]
+    # A failure's index is the item's position in the source: here, which path.
+    return [f"{paths[failure.index].name}: {failure.error}" for failure in report.failures]
 
 
 async def first_failure_stops(paths: list[Path]) -> None:
