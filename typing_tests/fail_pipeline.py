@@ -63,3 +63,12 @@ def run_mistakes() -> None:
     pipework.run(count_to(3, "x"))  # E: [arg-type] incompatible type "Coroutine[
     pipework.run(count_to, 3, "x", loop="trio")  # E: [arg-type] Argument "loop" to "run"
     n: int = pipework.run(count_to, 3, "x")  # E: [assignment] expression has type "list[str]"
+
+
+def predict_many(images: list[bytes]) -> list[int]:
+    return [len(image) for image in images]
+
+
+def batch_mistakes() -> None:
+    Pipeline(["text"]).map_batches(predict_many, max_size=8)  # E: [arg-type]
+    Pipeline([b"a"]).map_batches(predict_many)  # E: [call-overload]

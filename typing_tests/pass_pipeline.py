@@ -132,3 +132,20 @@ def run_types() -> None:
     assert_type(pipework.run(nothing), None)
     assert_type(pipework.run(count_to, 3, "x", loop="asyncio", debug=True), list[str])
     assert_type(pipework.run(nothing, loop=asyncio.new_event_loop), None)
+
+
+def predict_many(images: list[bytes]) -> list[int]:
+    return [len(image) for image in images]
+
+
+async def embed_many(texts: list[str]) -> list[float]:
+    return [float(len(text)) for text in texts]
+
+
+def batch_types() -> None:
+    assert_type(Pipeline([b"a"]).map_batches(predict_many, max_size=8, on="process"), Pipeline[int])
+    assert_type(Pipeline(["a"]).map_batches(embed_many, max_size=8, max_wait=0.01), Pipeline[float])
+    assert_type(
+        Pipeline(["a"]).map(len, retry=pipework.Retry(3), errors="skip", timeout=1.0),
+        Pipeline[int],
+    )

@@ -11,7 +11,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Literal
 
-Op = Literal["map", "filter", "flat_map"]
+Op = Literal["map", "filter", "flat_map", "batch"]
+"""``batch`` is a map over whole batches: the function takes a list of items and
+returns one result per item, and the results go on as single items."""
 
 
 def shape(op: Op, value: Any) -> Any:
@@ -40,8 +42,10 @@ def apply(
     """Apply ``call`` to each item in order, stopping at the first exception.
 
     :returns: the shaped results so far, and ``(position, exception)`` if an
-        item failed
+        item failed; for ``batch``, the whole list fails at position 0
     """
+    if op == "batch":
+        return _apply_to_batch(call, items)
     results: list[Any] = []
     append = results.append
     position = 0
@@ -54,4 +58,38 @@ def apply(
                 append(shape(op, call(item)))
     except Exception as exc:  # noqa: BLE001 - the caller re-raises it with the item named
         return results, (position, exc)
+    return results, None
+
+
+class BatchLengthError(ValueError):
+    """A batch function returned a different number of results than it was given items."""
+
+
+def _apply_to_batch(
+    call: Callable[[Any], Any], items: list[Any]
+) -> tuple[list[Any], tuple[int, Exception] | None]:
+    try:
+        return batch_results(call(items), len(items))
+    except Exception as exc:  # noqa: BLE001 - the caller settles it for the whole batch
+        return [], (0, exc)
+
+
+def batch_results(value: Any, count: int) -> tuple[list[Any], tuple[int, Exception] | None]:
+    """Check what a batch function returned for ``count`` items: one result each.
+
+    :raises Exception: whatever iterating ``value`` raises
+    """
+    if inspect.isawaitable(value):
+        if inspect.iscoroutine(value):
+            value.close()
+        raise TypeError("the batch function returned an awaitable; pass an async def function")
+    results = list(value)
+    if len(results) != count:
+        return [], (
+            0,
+            BatchLengthError(
+                f"the batch function returned {len(results)} results for {count} items; "
+                "it must return exactly one result per item, in order"
+            ),
+        )
     return results, None

@@ -289,6 +289,86 @@ class Pipeline(Generic[T_co]):
         """
         return self._then("flat_map", fn, options)
 
+    # map_batches ------------------------------------------------------
+
+    @overload
+    def map_batches(
+        self,
+        fn: Callable[[list[T_co]], Awaitable[Iterable[U]]],
+        *,
+        max_size: int,
+        max_wait: float | None = None,
+        concurrency: int | None = None,
+        ordered: bool = True,
+        retry: int | Retry | None = None,
+        errors: ErrorHandler = "raise",
+        timeout: float | None = None,
+        buffer: int = DEFAULT_BUFFER,
+        name: str | None = None,
+    ) -> Pipeline[U]: ...
+    @overload
+    def map_batches(
+        self,
+        fn: Callable[[list[T_co]], Iterable[U]],
+        *,
+        max_size: int,
+        max_wait: float | None = None,
+        on: On = None,
+        workers: int | None = None,
+        ordered: bool = True,
+        retry: int | Retry | None = None,
+        errors: ErrorHandler = "raise",
+        timeout: float | None = None,
+        buffer: int = DEFAULT_BUFFER,
+        name: str | None = None,
+    ) -> Pipeline[U]: ...
+    @overload
+    def map_batches(
+        self,
+        fn: Callable[[S, list[T_co]], Iterable[U]],
+        *,
+        setup: Callable[[], S],
+        max_size: int,
+        max_wait: float | None = None,
+        on: On = None,
+        workers: int | None = None,
+        ordered: bool = True,
+        retry: int | Retry | None = None,
+        errors: ErrorHandler = "raise",
+        timeout: float | None = None,
+        buffer: int = DEFAULT_BUFFER,
+        name: str | None = None,
+    ) -> Pipeline[U]: ...
+    def map_batches(self, fn: Callable[..., Any], **options: Any) -> Pipeline[Any]:
+        """Apply ``fn`` to batches of items; it returns one result per item, which flow on singly.
+
+        This is dynamic batching, for models that are much faster per batch: a
+        batch goes to ``fn`` when it holds ``max_size`` items, or when its
+        oldest item has waited ``max_wait`` seconds, whichever comes first; a
+        first item is never waited for. While every worker is busy, the next
+        batch keeps filling up to ``max_size``, so batches grow with the load.
+        Each result keeps its item's place in the stream, so order, reports
+        and errors still speak of single items.
+
+        ``fn`` must return exactly one result per item, in order; any other
+        count is a `ValueError` naming the stage. A batch fails or succeeds as
+        a whole: ``retry=`` tries the whole batch again, and a failure for good
+        fails each of its items. ``timeout=`` limits each call.
+
+        Example::
+
+            def predict(model, images: list[Image]) -> list[int]:
+                return model.predict(np.stack(images)).tolist()
+
+            Pipeline(images).map_batches(
+                predict, max_size=64, max_wait=0.005, on="process", setup=load_model
+            )
+
+        It takes the options of `map` but ``chunksize`` and ``chunk_time``: the
+        batch is the chunk.
+        """
+        return self._then("batch", fn, options)
+
     # batch and sink ----------------------------------------------------
 
     def batch(
@@ -362,7 +442,7 @@ class Pipeline(Generic[T_co]):
     def _then(self, op: Op, fn: Callable[..., Any], options: dict[str, Any]) -> Pipeline[Any]:
         known = {
             *("on", "workers", "concurrency", "setup", "ordered", "buffer", "chunksize", "name"),
-            *("retry", "errors", "timeout", "chunk_time"),
+            *("retry", "errors", "timeout", "chunk_time", "max_size", "max_wait"),
         }
         unknown = sorted(set(options) - known)
         if unknown:
@@ -383,5 +463,7 @@ class Pipeline(Generic[T_co]):
             errors=options.get("errors", "raise"),
             timeout=options.get("timeout"),
             chunk_time=options.get("chunk_time"),
+            max_size=options.get("max_size"),
+            max_wait=options.get("max_wait"),
         )
         return Pipeline._of(self._graph.then(spec))

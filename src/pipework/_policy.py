@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -148,11 +148,41 @@ class Policy:
         annotate(error, self._label, index, item)
         if self._errors == "raise":
             raise error
-        failure = Failure(self._label, index, describe_item(item), error, attempt)
+        await self._record(Failure(self._label, index, describe_item(item), error, attempt))
+        return False
+
+    async def _record(self, failure: Failure) -> None:
         if len(self._stats.failures) < MAX_KEPT_FAILURES:
             self._stats.failures.append(failure)
         if callable(self._errors):
             await self._dead_letter(self._errors, failure)
+
+    async def settle_all(
+        self, error: Exception, indexes: Sequence[int], items: list[Any], attempt: int
+    ) -> bool:
+        """Decide about try number ``attempt`` of a batch function, which raised ``error``.
+
+        Like `settle`, for a failure that belongs to every item of a batch: a
+        retry tries the whole batch again; a failure for good is recorded, and
+        given to the dead-letter handler, once per item.
+        """
+        retry = self._retry
+        if retry is not None and attempt < retry.attempts and isinstance(error, retry.on):
+            self._stats.retried += 1
+            await anyio.sleep(retry.delay(attempt))
+            return True
+        self._stats.failed += len(items)
+        if len(items) == 1:
+            annotate(error, self._label, indexes[0], items[0])
+        else:
+            error.add_note(
+                f"pipework: in stage {self._label}, on a batch of {len(items)} items "
+                f"from item {indexes[0]}: {describe_item(items)}"
+            )
+        if self._errors == "raise":
+            raise error
+        for index, item in zip(indexes, items, strict=True):
+            await self._record(Failure(self._label, index, describe_item(item), error, attempt))
         return False
 
     async def _dead_letter(self, handler: Callable[[Failure], Any], failure: Failure) -> None:

@@ -72,11 +72,15 @@ class MapSpec:
     errors: ErrorHandler = "raise"
     timeout: float | None = None
     chunk_time: float | None = None
+    # For a batch function (op "batch"): the most items per call, and how long
+    # the oldest item of a batch that is not full may wait for company.
+    max_size: int | None = None
+    max_wait: float | None = None
 
     @property
     def kind(self) -> str:
         """Describe the stage for reports and errors, such as ``process map``."""
-        return f"{self.mode} {self.op}"
+        return f"{self.mode} {'map_batches' if self.op == 'batch' else self.op}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +157,8 @@ def map_spec(
     errors: object = "raise",
     timeout: object = None,
     chunk_time: object = None,
+    max_size: object = None,
+    max_wait: object = None,
 ) -> MapSpec:
     """Check a map, filter or flat_map stage and decide where its function runs."""
     if not callable(fn):
@@ -192,6 +198,14 @@ def map_spec(
         errors=check_errors(errors, where),
         timeout=_seconds("timeout", timeout, where),
         chunk_time=_seconds("chunk_time", chunk_time, where),
+        **_batching(
+            op,
+            where,
+            max_size=max_size,
+            max_wait=max_wait,
+            chunksize=chunksize,
+            chunk_time=chunk_time,
+        ),
     )
     if mode == "process":
         payload = pickle_payload(spec.fn, spec.setup, label(index, spec))
@@ -204,14 +218,10 @@ def batch_spec(
 ) -> BatchSpec:
     """Check a batch stage."""
     where = f"stage #{index} 'batch'"
-    if max_wait is not None:
-        if isinstance(max_wait, bool) or not isinstance(max_wait, int | float):
-            raise TypeError(f"{where}: max_wait= must be a number of seconds or None")
-        if math.isnan(max_wait) or max_wait < 0:
-            raise ValueError(f"{where}: max_wait= must be zero or more seconds, not {max_wait}")
+    wait = _wait(max_wait, where)
     return BatchSpec(
         size=_count("size", size, where),
-        max_wait=None if max_wait is None else float(max_wait),
+        max_wait=wait,
         name="batch" if name is None else _name(name, "name"),
         buffer=_count("buffer", buffer, where),
     )
@@ -235,6 +245,32 @@ def is_async_callable(fn: object) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async def
     )
+
+
+def _batching(
+    op: Op, where: str, *, max_size: object, max_wait: object, chunksize: object, chunk_time: object
+) -> dict[str, Any]:
+    if op != "batch":
+        return {}
+    if chunksize is not None or chunk_time is not None:
+        raise TypeError(
+            f"{where}: a batch function gets batches of max_size= items; "
+            "chunksize= and chunk_time= do not apply"
+        )
+    return {
+        "max_size": _count("max_size", max_size, where),
+        "max_wait": _wait(max_wait, where),
+    }
+
+
+def _wait(max_wait: object, where: str) -> float | None:
+    if max_wait is None:
+        return None
+    if isinstance(max_wait, bool) or not isinstance(max_wait, int | float):
+        raise TypeError(f"{where}: max_wait= must be a number of seconds or None")
+    if math.isnan(max_wait) or max_wait < 0:
+        raise ValueError(f"{where}: max_wait= must be zero or more seconds, not {max_wait}")
+    return float(max_wait)
 
 
 def _check_fit(mode: Mode, where: str, **options: object) -> None:

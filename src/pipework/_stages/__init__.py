@@ -52,9 +52,9 @@ async def run_node(
 async def _run_map(
     spec: MapSpec, label: str, inp: Channel[Any], out: Channel[Any], stats: StageStats
 ) -> None:
-    if spec.mode == "inline":
+    if spec.mode == "inline" and spec.op != "batch":
         await run_inline(spec, label, inp, out, stats)
-    elif spec.mode == "async":
+    elif spec.mode in ("async", "inline"):
         await run_async(spec, label, inp, out, stats)
     else:
         await run_pooled(spec, label, inp, out, stats)

@@ -8,6 +8,7 @@ the HTTP session of `pipework.http.fetch`, without the user managing it.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from time import perf_counter
@@ -18,26 +19,37 @@ import anyio
 from .._batch import Batch
 from .._channel import Channel
 from .._errors import ItemTimeoutError
-from .._ops import shape
+from .._ops import batch_results, shape
 from .._report import StageStats
 from .._specs import MapSpec
 from .._tasks import USER_CLEANUP_GRACE, call_user
-from ._common import Step, bind, policy_of, settle
+from ._common import Step, bind, policy_of, settle, settle_whole
 from ._window import Window
 
 
 async def run_async(
     spec: MapSpec, label: str, inp: Channel[Any], out: Channel[Any], stats: StageStats
 ) -> None:
-    """Run one call per item, ``spec.concurrency`` at a time."""
+    """Run one call per item (per batch, for a batch function), ``spec.concurrency`` at a time.
+
+    A sync batch function without ``on=`` runs here too, on the loop, one
+    batch at a time.
+    """
     call = await bind(spec, label)
     op, timeout = spec.op, spec.timeout
     policy = policy_of(spec, label, stats)
+    batched = op == "batch"
+    concurrency = spec.concurrency if spec.mode == "async" else 1  # a sync function blocks
 
     async def attempt(batch: Batch[Any]) -> Step:
         start = perf_counter()
         try:
             with anyio.move_on_after(timeout) as scope:
+                if batched:
+                    value = call(batch.items)
+                    if inspect.isawaitable(value):
+                        value = await call_user(value)
+                    return batch_results(value, len(batch))
                 return [shape(op, await call_user(call(batch.items[0])))], None
         except Exception as exc:  # noqa: BLE001 - settled by the stage's policy
             return [], (0, exc)
@@ -47,6 +59,8 @@ async def run_async(
         return [], (0, _timed_out(timeout or 0.0))
 
     async def job(batch: Batch[Any]) -> Batch[Any]:
+        if batched:
+            return await settle_whole(batch, attempt, policy, label)
         return await settle(op, batch, attempt, policy, label)
 
     # Ordered output may hold finished calls behind a slow one; twice the
@@ -55,11 +69,12 @@ async def run_async(
         inp,
         out,
         job,
-        running=spec.concurrency,
-        window=2 * spec.concurrency,
+        running=concurrency,
+        window=2 * concurrency,
         ordered=spec.ordered,
-        chunk=lambda: 1,
+        chunk=lambda: spec.max_size or 1,
         stats=stats,
+        max_wait=spec.max_wait,
     )
     async with held_for_the_stage(spec.fn):
         await window.run()

@@ -74,9 +74,30 @@ async def settle(
     return Batch.concat(parts) if parts else Batch(range(0), [])
 
 
+async def settle_whole(
+    batch: Batch[Any],
+    attempt: Callable[[Batch[Any]], Awaitable[Step]],
+    policy: Policy,
+    label: str,
+) -> Batch[Any]:
+    """Run a batch function over ``batch``: it succeeds or fails as one.
+
+    A failure cannot be pinned on one item, so a retry tries the whole batch
+    again, and a failure for good fails every item in it.
+    """
+    tries = 0
+    while True:
+        results, fault = await attempt(batch)
+        if fault is None:
+            return finish("batch", batch, results, label)
+        tries += 1
+        if not await policy.settle_all(fault[1], batch.index, batch.items, tries):
+            return Batch(range(0), [])
+
+
 def finish(op: Op, batch: Batch[Any], results: list[Any], label: str) -> Batch[Any]:
     """Turn a chunk's shaped results into the batch the stage puts on its output."""
-    if op == "map":
+    if op in ("map", "batch"):
         if results and inspect.isawaitable(results[0]):
             raise _awaitable_error(results, label)
         return Batch(batch.index, results)

@@ -33,7 +33,7 @@ from .._executors import Backend, open_backend
 from .._report import StageStats
 from .._serial import NotPicklableError
 from .._specs import MapSpec
-from ._common import Step, policy_of, settle
+from ._common import Step, policy_of, settle, settle_whole
 from ._window import Window
 
 MAX_DEATHS = 3
@@ -72,14 +72,18 @@ async def _run_chunks(
 ) -> None:
     # A timeout per item needs a worker that reports its progress; any other
     # can only time a whole chunk, so it gets one item at a time.
-    one_at_a_time = spec.timeout is not None and not backend.supervised
+    # A batch function's batch is its chunk.
+    one_at_a_time = spec.timeout is not None and not backend.supervised and spec.op != "batch"
     sizer = ChunkSizer(
-        1 if one_at_a_time else spec.chunksize, target=spec.chunk_time or DEFAULT_TARGET
+        1 if one_at_a_time else spec.max_size or spec.chunksize,
+        target=spec.chunk_time or DEFAULT_TARGET,
     )
     chunks = _Chunks(spec, label, backend, sizer, stats)
     policy = policy_of(spec, label, stats)
 
     async def job(batch: Batch[Any]) -> Batch[Any]:
+        if spec.op == "batch":
+            return await settle_whole(batch, chunks.attempt, policy, label)
         return await settle(spec.op, batch, chunks.attempt, policy, label)
 
     # Two chunks per worker keep each worker fed while its last result
@@ -94,6 +98,7 @@ async def _run_chunks(
         ordered=spec.ordered,
         chunk=sizer.size,
         stats=stats,
+        max_wait=spec.max_wait,
     )
     await window.run()
 
@@ -180,6 +185,19 @@ class _Chunks:
         )
         return await self._before(batch, position, error)
 
+    async def _lost_batch(
+        self, batch: Batch[Any], lost: WorkerDiedError | ItemTimeoutError
+    ) -> Step:
+        """Send a batch function's lost call again, whole, up to the same bound of deaths."""
+        if isinstance(lost, ItemTimeoutError):
+            return [], (0, lost)
+        index = batch.index[0]
+        deaths = self._deaths[index] = self._deaths.get(index, 0) + 1
+        if deaths < MAX_DEATHS:
+            return await self.attempt(batch)
+        del self._deaths[index]
+        return [], (0, lost)
+
     async def _before(self, batch: Batch[Any], position: int, error: Exception) -> Step:
         """Get results for the items before ``position``, then report ``error`` for it."""
         if position == 0:
@@ -189,7 +207,10 @@ class _Chunks:
 
     async def _resume(self, batch: Batch[Any], position: int) -> Step:
         """Try the items before ``position``, then the rest from it, tracked."""
-        return await self._in_two(batch, position, tracked_from=position)
+        step = await self._in_two(batch, position, tracked_from=position)
+        if step[1] is None or step[1][0] > position:
+            self._deaths.pop(batch.index[position], None)  # it got through after all
+        return step
 
     async def _halves(self, batch: Batch[Any]) -> Step:
         return await self._in_two(batch, len(batch) // 2, tracked_from=0)

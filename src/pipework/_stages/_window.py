@@ -44,14 +44,21 @@ class Window:
         ordered: bool,
         chunk: Callable[[], int],
         stats: StageStats,
+        max_wait: float | None = None,
     ) -> None:
-        """Prepare to run ``job`` over ``inp``; see the module docstring for the bounds."""
+        """Prepare to run ``job`` over ``inp``; see the module docstring for the bounds.
+
+        With ``max_wait``, a chunk that is not full waits up to that long from
+        its first item for more, even when a worker is free: the batching of
+        a model that is much faster per batch.
+        """
         self._inp = inp
         self._out = out
         self._job = job
         self._ordered = ordered
         self._chunk = chunk
         self._stats = stats
+        self._max_wait = max_wait
         # asyncio's semaphore, not anyio's: it does not yield when a slot is
         # free, which matters when an async stage takes one item per job.
         self._running = asyncio.Semaphore(running)
@@ -71,10 +78,30 @@ class Window:
                 batch = await self._inp.take(self._chunk())
                 if batch is None:
                     return
+                if self._max_wait is not None:
+                    batch = await self._fill(batch, anyio.current_time() + self._max_wait)
                 batch = await self._grow_until_free(batch)
                 self._stats.items_in += len(batch)
                 group.spawn(self._run_job, seq, batch)
                 seq += 1
+
+    async def _fill(self, batch: Batch[Any], deadline: float) -> Batch[Any]:
+        """Add input to ``batch`` until it has the chunk's size or the deadline passes."""
+        target = self._chunk()
+        parts = [batch]
+        size = len(batch)
+        while size < target:
+            # Past the deadline this still takes what is already waiting: a
+            # take that need not suspend is not cancelled.
+            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+                more = await self._inp.take(target - size)
+                if more is None:
+                    break
+                parts.append(more)
+                size += len(more)
+                continue
+            break
+        return Batch.concat(parts)
 
     async def _grow_until_free(self, batch: Batch[Any]) -> Batch[Any]:
         """Wait for a running slot, adding input to ``batch`` meanwhile; take the slot.
