@@ -178,7 +178,7 @@ RUNNERS: dict[str, Callable[..., Outcome]] = {
 
 def _describe(exc: BaseException) -> str:
     # Without process ids, a table that did not change does not change from run to run.
-    text = re.sub(r"process \d+", "process <pid>", f"{type(exc).__name__}: {exc}").splitlines()[0]
+    text = re.sub(r"process \d+", "process N", f"{type(exc).__name__}: {exc}").splitlines()[0]
     return text if len(text) <= 90 else text[:87] + "..."
 
 
