@@ -6,6 +6,7 @@ import datetime as dt
 import importlib.metadata
 import os
 import platform
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,49 @@ def targets_table(targets: list[Target]) -> Table:
     rows = [[t.measure, t.target, t.measured, verdict(t.met)] for t in targets]
     headers = ["measure", "target", "this run", "verdict"]
     return Table(None, headers, rows, numeric=False)
+
+
+# Updating a page -----------------------------------------------------------
+
+
+def splice(page: str, sections: list[Section]) -> str:
+    """Put ``sections`` into a page an earlier run wrote, in place of their old versions.
+
+    A section the page lacks goes at its end. The rows of the sections'
+    targets replace their old rows in the targets table, or are added to it.
+    The rest of the page, measured by that earlier run, is left as it was.
+    """
+    for section in sections:
+        page = _splice_section(page, section)
+    for target in (target for section in sections for target in section.targets):
+        page = _splice_target(page, target)
+    return page
+
+
+def _splice_section(page: str, section: Section) -> str:
+    heading = re.search(rf"^### \({re.escape(section.key)}\) ", page, re.MULTILINE)
+    if heading is None:
+        return page.rstrip("\n") + "\n\n" + section.markdown()
+    following = re.compile(r"^###? ", re.MULTILINE).search(page, heading.end())
+    if following is None:
+        return page[: heading.start()] + section.markdown()
+    return page[: heading.start()] + section.markdown() + "\n" + page[following.start() :]
+
+
+def _splice_target(page: str, target: Target) -> str:
+    row = targets_table([target]).markdown().splitlines()[-1]
+    lines = page.split("\n")
+    old = f"| {target.measure} |"
+    for index, line in enumerate(lines):
+        if line.startswith(old):
+            lines[index] = row
+            return "\n".join(lines)
+    # A new target: after the last row of the first table of the targets' heading.
+    start = next(i for i, line in enumerate(lines) if line.startswith("## ") and "targets" in line)
+    first = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
+    last = next((i for i in range(first, len(lines)) if not lines[i].startswith("|")), len(lines))
+    lines.insert(last, row)
+    return "\n".join(lines)
 
 
 # The machine ---------------------------------------------------------------

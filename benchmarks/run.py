@@ -1,12 +1,15 @@
 """Run the benchmarks of issue 3 and write docs/benchmarks.md: ``make bench``.
 
-    python -m benchmarks.run              # everything, about 10 minutes on 2 cores
+    python -m benchmarks.run              # everything, about 11 minutes on 2 cores
     python -m benchmarks.run --quick      # a tenth of the items, one repeat: 1-2 minutes
     python -m benchmarks.run --only a,c   # some workloads
     python -m benchmarks.run --contenders pipework,executor_map
+    python -m benchmarks.run --only g --update-docs   # refresh one section of the page
 
 A full run writes docs/benchmarks.md and its plots in docs/benchmarks/; any
 other run writes to benchmarks/results/ (ignored by git), unless --out says.
+``--update-docs`` puts the workloads it ran into docs/benchmarks.md in place
+of their old sections, each saying when it was measured, and keeps the rest.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from . import plots
 from .contenders import CONTENDERS, WORKERS
 from .probe import ROOT
-from .report import Section, machine, targets_table
+from .report import Section, machine, splice, targets_table
 from .session import Session, Settings
 from .workloads import WORKLOADS
 
@@ -59,7 +62,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--contenders", default=None, help="e.g. pipework,executor_map")
     parser.add_argument("--repeat", type=int, default=None, help="timed calls per measurement")
     parser.add_argument("--out", type=Path, default=None, help="where benchmarks.md goes")
+    parser.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="replace these workloads' sections in docs/benchmarks.md, keep the rest",
+    )
     args = parser.parse_args(argv)
+    if args.update_docs and (args.quick or args.contenders or args.out):
+        parser.error("--update-docs takes full figures: no --quick, --contenders or --out")
     args.only = [key.strip() for key in args.only.split(",") if key.strip()]
     unknown = [key for key in args.only if key not in WORKLOADS]
     chosen = args.contenders.split(",") if args.contenders else None
@@ -150,6 +160,22 @@ def document(sections: list[Section], settings: Settings, kind: str, minutes: fl
     return "\n".join(lines)
 
 
+def update_docs(sections: list[Section], settings: Settings, kind: str) -> Path:
+    """Put ``sections`` into docs/benchmarks.md, each saying when and how it was measured."""
+    about = machine()
+    sections = [section for section in sections if section.title != "failed"]  # keep the old
+    for section in sections:
+        section.about += (
+            f"\n\n*Measured on its own ({kind}, median of {settings.repeat}) on "
+            f"{about['date']}, pipework {about['pipework']}; the rest of this page comes "
+            "from the run described at its top.*"
+        )
+    page = ROOT / "docs" / "benchmarks.md"
+    draw(sections, page.parent)
+    page.write_text(splice(page.read_text(), sections))
+    return page
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     settings = settings_from(args)
@@ -160,6 +186,10 @@ def main(argv: list[str] | None = None) -> None:
     minutes = (time.perf_counter() - start) / 60
     targets = [target for section in sections for target in section.targets]
     print("#### Issue 3 targets\n\n" + targets_table(targets).markdown())
+    if args.update_docs and not full_run(args):
+        page = update_docs(sections, settings, describe(args))
+        print(f"updated {page} in {minutes:.1f} minutes", file=sys.stderr)
+        return
     draw(sections, out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmarks.md").write_text(document(sections, settings, describe(args), minutes))

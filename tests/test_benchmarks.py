@@ -103,3 +103,33 @@ def test_a_measurement_that_fails_says_why(bench):
     result = run_probe("benchmarks.measure:percentile", {"values": [], "fraction": 0.5}, timeout=30)
     assert isinstance(result, NotAvailable)
     assert result.reason == "failed: IndexError: list index out of range"
+
+
+@pytest.mark.timeout(120)
+def test_chaos_workload_loses_nothing_and_reports_broken_pools(bench, monkeypatch):
+    from benchmarks.session import Session, Settings
+    from benchmarks.workloads import chaos
+
+    monkeypatch.setattr(chaos, "RATES", (0.0, 10.0))
+    monkeypatch.setattr(chaos, "COMPARE_N", 1_000)
+    settings = Settings(
+        quick=True,
+        repeat=1,
+        scale=0.1,
+        contenders=frozenset({"pipework", "executor_map"}),
+        timeout=60,
+    )
+    ours, theirs = chaos.run(Session(settings)).tables
+    col = {name: i for i, name in enumerate(ours.headers)}
+    assert int(ours.rows[1][col["workers killed"]]) > 0
+    for row in ours.rows:
+        assert row[col["lost"]] == row[col["duplicated"]] == row[col["out of order"]] == "0"
+        assert row[col["runs completed"]] == "1 of 1"
+    rows = {(r[0], r[1]): r for r in theirs.rows}
+    ppe = rows["ProcessPoolExecutor.map", "10/s"]
+    assert ppe[2] == "**no**"
+    assert ppe[5].startswith("BrokenProcessPool")
+    assert ppe[6] == "**no**"
+    ours_pool = rows["pipework.ProcessPool.map, the drop-in", "10/s"]
+    assert ours_pool[5].startswith("WorkerDiedError")
+    assert ours_pool[6] == "yes"

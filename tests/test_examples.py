@@ -64,6 +64,17 @@ EXPECTED: dict[str, list[str]] = {
         r"blocking \(sleep\)\s+\d+\.\d\ds\s+\d+\.\d\ds",
         r"same results both ways: True",
     ],
+    "resilient_pipeline.py": [
+        r"40 records in: 37 results, 3 failures",
+        r"every record is a result or a failure: True",
+        r"tries made again after a ConnectionError: 6",
+        r"#2 analyse\s+process map\s+40\s+38\s+2",
+        (
+            r"item 23 in stage #2 'analyse' \(process map\), after 1 try:\n\s+ItemTimeoutError: "
+            r"an item ran longer than its timeout of 1\.0 s; its worker process \d+ was killed"
+        ),
+        r"dead letters: items \[11, 23\]",
+    ],
     "files_pipeline.py": [
         r"summarised 59 of 60 files into summary\.csv",
         r"data-000\.csv,500,\d+\.\d{3},\d+\.\d{3}",

@@ -1,4 +1,7 @@
-"""The six workloads of issue 3, one module each; `WORKLOADS` maps a letter to its ``run``."""
+"""The workloads, one module each; `WORKLOADS` maps a letter to its ``run``.
+
+(a) to (f) are the workloads of issue 3; (g) kills workers while a stage runs (issue 4).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from collections.abc import Callable
 
 from ..report import Section
 from ..session import Session
-from . import arrays, latency, memory, overhead, pipeline, scaling
+from . import arrays, chaos, latency, memory, overhead, pipeline, scaling
 
 WORKLOADS: dict[str, Callable[[Session], Section]] = {
     "a": overhead.run,
@@ -15,4 +18,5 @@ WORKLOADS: dict[str, Callable[[Session], Section]] = {
     "d": pipeline.run,
     "e": memory.run,
     "f": latency.run,
+    "g": chaos.run,
 }
