@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import itertools
 import pickle
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -168,6 +170,13 @@ def _run_chunk(fn: Callable[..., R], calls: list[tuple[Any, ...]]) -> list[R]:
 
 
 def _pickle(value: object) -> bytes:
+    # By reference where the workers can import the function, as
+    # ProcessPoolExecutor does, so that it sees its module's globals there (a
+    # model an initializer loaded, say); by value with cloudpickle otherwise:
+    # lambdas, closures, and functions of an interactive session.
+    if getattr(sys.modules.get("__main__"), "__file__", None):
+        with contextlib.suppress(Exception):
+            return pickle.dumps(value, protocol=5)
     try:
         return cloudpickle.dumps(value)  # type: ignore[no-any-return]
     except Exception as exc:
