@@ -110,3 +110,20 @@ def test_an_initializer_that_fails_breaks_the_pool_with_its_error():
         with pytest.raises(WorkerStartError) as caught:
             pool.submit(abs, 1).result(timeout=30)
         assert isinstance(caught.value.__cause__, OSError)
+
+
+MODEL = None
+
+
+def load_model(name):
+    global MODEL  # noqa: PLW0603 - the ProcessPoolExecutor idiom under test
+    MODEL = name
+
+
+def use_model(x):
+    return f"{MODEL} on {x}"
+
+
+def test_an_initializer_can_load_state_into_a_global_as_with_processpoolexecutor():
+    with ProcessPool(1, initializer=load_model, initargs=("m1",)) as pool:
+        assert list(pool.map(use_model, range(2))) == ["m1 on 0", "m1 on 1"]
