@@ -37,6 +37,7 @@ __all__ = [
     "THRESHOLD",
     "Packed",
     "Segment",
+    "alive",
     "forget_inbound",
     "map_segments",
     "new_key",
@@ -152,7 +153,7 @@ def sweep_orphans() -> int:
     for path in SHM_DIR.iterdir():
         tag, _, rest = path.name.partition("-")
         pid = rest.partition("-")[0]
-        if tag == "pipework" and pid.isdigit() and not _alive(int(pid)):
+        if tag == "pipework" and pid.isdigit() and not alive(int(pid)):
             orphans.append(path.name)
     return _unlink_all(orphans)
 
@@ -220,7 +221,8 @@ def _unlink_all(names: Iterable[str]) -> int:
     return count
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process with this id exists (ours to signal or not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

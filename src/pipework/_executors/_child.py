@@ -32,6 +32,7 @@ from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]
 
+from .._buffers import alive
 from .._worker import portable
 from ._tracker import Tracker
 from ._wire import recv_frame, send_frame
@@ -124,18 +125,8 @@ def _watch(parent: int) -> None:
     except ProcessLookupError:
         os._exit(1)  # the parent is already gone
     except (AttributeError, OSError):  # no pidfds here: poll instead
-        while _alive(parent):
+        while alive(parent):
             time.sleep(_PARENT_POLL)
         os._exit(1)
     select.select([handle], [], [])  # readable once the parent has exited
     os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
