@@ -14,6 +14,7 @@ import pipework.http
 PUBLIC = [
     "Failure",
     "ItemTimeoutError",
+    "Latency",
     "Pipeline",
     "PipeworkError",
     "ProcessPool",

@@ -18,6 +18,7 @@ from ._errors import UnpicklableError as UnpicklableError
 from ._errors import WorkerDiedError as WorkerDiedError
 from ._errors import WorkerStartError as WorkerStartError
 from ._executors import ProcessPool as ProcessPool
+from ._latency import Latency as Latency
 from ._loop import run as run
 from ._map import map as map  # noqa: A004 - pipework.map is the name users expect
 from ._pipeline import Pipeline as Pipeline
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Failure",
     "ItemTimeoutError",
+    "Latency",
     "Pipeline",
     "PipeworkError",
     "ProcessPool",

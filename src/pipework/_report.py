@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._latency import Histogram, Latency
 from ._policy import Failure
 
 
 class StageStats:
     """Mutable counters of one stage during a run."""
 
-    __slots__ = ("busy", "failed", "failures", "items_in", "items_out", "retried")
+    __slots__ = ("busy", "failed", "failures", "items_in", "items_out", "latency", "retried")
 
     def __init__(self) -> None:
         """Start every counter at zero."""
@@ -25,6 +26,7 @@ class StageStats:
         self.retried = 0
         self.busy = 0.0
         self.failures: list[Failure] = []
+        self.latency = Histogram()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,8 @@ class StageReport:
     :ivar queue_capacity: the bound of its output channel (0 for a sink)
     :ivar queue_peak: the most items its output channel held at once
     :ivar failures: the items it skipped, each with its error (the first 1,000)
+    :ivar latency: per item, the time in the stage's work (a call, a chunk or a
+        batch), as percentiles; ``None`` for a source or a batch stage
     """
 
     name: str
@@ -55,6 +59,7 @@ class StageReport:
     queue_peak: int
     items_retried: int = 0
     failures: tuple[Failure, ...] = ()
+    latency: Latency | None = None
 
 
 @dataclass(frozen=True, slots=True)

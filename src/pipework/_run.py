@@ -70,6 +70,7 @@ async def _execute(graph: Graph, tail: Channel[Any] | None, stop: StopSignal | N
             queue_peak=outputs[node.id].peak if node.id in outputs else 0,
             items_retried=s.retried,
             failures=tuple(s.failures),
+            latency=s.latency.summary(),
         )
         for node, s in zip(graph.nodes, stats, strict=True)
     )

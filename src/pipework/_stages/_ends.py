@@ -154,7 +154,9 @@ async def run_sink(spec: SinkSpec, label: str, inp: Channel[Any], stats: StageSt
             annotate(exc, label, batch.index[position], batch.items[position])
             raise
         finally:
-            stats.busy += perf_counter() - start
+            elapsed = perf_counter() - start
+            stats.busy += elapsed
+        stats.latency.add(elapsed / len(batch), len(batch))
         stats.items_out += len(batch)
 
 

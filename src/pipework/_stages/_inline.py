@@ -31,7 +31,9 @@ async def run_inline(
         try:
             return apply(call, op, batch.items)
         finally:
-            stats.busy += perf_counter() - start
+            elapsed = perf_counter() - start
+            stats.busy += elapsed
+            stats.latency.add(elapsed / len(batch), len(batch))
 
     while (batch := await inp.take()) is not None:
         stats.items_in += len(batch)

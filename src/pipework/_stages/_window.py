@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import Any
 
 import anyio
@@ -126,8 +127,10 @@ class Window:
         return Batch.concat(parts)
 
     async def _run_job(self, seq: int, batch: Batch[Any]) -> None:
+        start = perf_counter()
         try:
             result = await self._job(batch)
+            self._stats.latency.add(perf_counter() - start, len(batch))
         finally:
             self._running.release()
             if self._slot_freed is not None:
