@@ -148,3 +148,26 @@ async def test_a_batch_with_max_wait_zero_takes_what_has_arrived():
     await Pipeline(range(300)).map_batches(record, max_size=64, max_wait=0).run()
     assert sum(sizes) == 300
     assert max(sizes) <= 64
+
+
+def exit_on_7(items):
+    if 7 in items:
+        import os
+
+        os._exit(3)
+    return items
+
+
+async def test_a_batch_that_kills_its_worker_is_resent_whole_then_fails_whole():
+    from pipework import WorkerDiedError
+
+    report = await (
+        Pipeline(range(20))
+        .map_batches(exit_on_7, max_size=4, on="process", workers=2, errors="skip")
+        .run()
+    )
+    failed = sorted(f.index for f in report.failures)
+    assert 7 in failed
+    assert len(failed) == 4  # the batch that held 7, and nothing else
+    assert all(isinstance(f.error, WorkerDiedError) for f in report.failures)
+    assert report.stages[1].items_out == 16

@@ -188,9 +188,7 @@ class SupervisedPool:
 
     async def _stop(self, *, kill: bool) -> None:
         self._closing = True
-        for call in self._pending:
-            call.future.cancel()
-        self._pending.clear()
+        self.cancel_pending()
         await self._settle()  # a worker being started joins, then goes
         workers = list(self._workers)
         for worker in workers:

@@ -162,6 +162,8 @@ class _Chunks:
     async def _lost(
         self, batch: Batch[Any], lost: WorkerDiedError | ItemTimeoutError, *, tracked: bool
     ) -> Step:
+        if self._op == "batch":
+            return await self._lost_batch(batch, lost)
         position = (
             lost.position if lost.position is not None and lost.position < len(batch) else None
         )
