@@ -13,6 +13,7 @@ import pipework.http
 
 PUBLIC = [
     "Failure",
+    "FilteredOutError",
     "ItemTimeoutError",
     "Pipeline",
     "PipeworkError",
@@ -21,6 +22,9 @@ PUBLIC = [
     "RemoteTraceback",
     "Report",
     "Retry",
+    "Service",
+    "ServiceBusyError",
+    "ServiceClosedError",
     "StageReport",
     "Stream",
     "UnpicklableError",

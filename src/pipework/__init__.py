@@ -25,6 +25,10 @@ from ._policy import Failure as Failure
 from ._policy import Retry as Retry
 from ._report import Report as Report
 from ._report import StageReport as StageReport
+from ._service import FilteredOutError as FilteredOutError
+from ._service import Service as Service
+from ._service import ServiceBusyError as ServiceBusyError
+from ._service import ServiceClosedError as ServiceClosedError
 from ._shutdown import stop_on_signals as stop_on_signals
 from ._stream import Stream as Stream
 
@@ -32,6 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Failure",
+    "FilteredOutError",
     "ItemTimeoutError",
     "Pipeline",
     "PipeworkError",
@@ -40,6 +45,9 @@ __all__ = [
     "RemoteTraceback",
     "Report",
     "Retry",
+    "Service",
+    "ServiceBusyError",
+    "ServiceClosedError",
     "StageReport",
     "Stream",
     "UnpicklableError",
