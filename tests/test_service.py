@@ -54,13 +54,16 @@ def sleep_on_5(x):
     return x * x
 
 
+RNG = random.Random(3)  # noqa: S311 - delays that reorder work, not secrets
+
+
 async def jitter(x):
-    await asyncio.sleep(random.uniform(0, 0.01))
+    await asyncio.sleep(RNG.uniform(0, 0.01))
     return x + 1
 
 
-async def eventually(condition, timeout=10.0):
-    async with asyncio.timeout(timeout):
+async def eventually(condition, within=10.0):
+    async with asyncio.timeout(within):
         while not condition():
             await asyncio.sleep(0.005)
 
@@ -100,7 +103,7 @@ async def test_concurrent_submits_from_many_tasks_each_get_their_own_result():
             return [(x, await service.submit(x)) for x in xs]
 
         numbers = list(range(300))
-        random.shuffle(numbers)
+        RNG.shuffle(numbers)
         answers = await asyncio.gather(*(caller(numbers[i::20]) for i in range(20)))
     pairs = [pair for answer in answers for pair in answer]
     assert len(pairs) == 300
@@ -118,9 +121,7 @@ async def test_results_match_when_items_come_back_in_another_order():
 
     async with Pipeline.service(int).map(reverse, concurrency=50, ordered=False).open() as service:
         futures = [service.submit_nowait(x) for x in range(50)]
-        arrival = []
-        for future in asyncio.as_completed(futures):
-            arrival.append(await future)
+        arrival = [await future for future in asyncio.as_completed(futures)]
         results = [future.result() for future in futures]
     assert results == [-x for x in range(50)]
     assert arrival != sorted(arrival, reverse=True)  # they did come back reordered
@@ -287,12 +288,12 @@ async def test_an_item_a_filter_drops_fails_with_filtered_out_error():
 
 async def test_with_a_flat_map_each_result_is_the_list_of_its_outputs():
     async def shuffle_delay(x):
-        await asyncio.sleep(random.uniform(0, 0.005))
+        await asyncio.sleep(RNG.uniform(0, 0.005))
         return x
 
     pipeline = (
         Pipeline.service(int)
-        .flat_map(lambda n: range(n), name="expand")
+        .flat_map(range, name="expand")
         .filter(lambda x: x % 3 != 2)
         .map(shuffle_delay, concurrency=16, ordered=False)
         .map(square, on="process", workers=2, ordered=False)
@@ -378,12 +379,18 @@ async def test_cancelling_the_block_stops_at_once_and_cancels_pending_results(tm
 
 async def test_an_exception_in_the_block_stops_at_once_and_is_raised():
     held = Held()
-    with pytest.raises(KeyError, match="app"):
-        async with Pipeline.service(int).map(held).open() as service:
-            future = service.submit_nowait(1)
+    service = Pipeline.service(int).map(held).open()
+    futures = []
+
+    async def app():
+        async with service:
+            futures.append(service.submit_nowait(1))
             await eventually(lambda: held.entered == 1)
             raise KeyError("app")
-    assert future.cancelled()
+
+    with pytest.raises(KeyError, match="app"):
+        await app()
+    assert futures[0].cancelled()
     assert service.report is None
     with pytest.raises(ServiceClosedError, match="closed"):
         service.submit_nowait(2)
@@ -395,10 +402,12 @@ async def test_a_failure_of_the_service_fails_pending_results_and_is_raised_from
     def refuse(failure):
         raise RuntimeError("the dead-letter queue is down")
 
-    pipeline = Pipeline.service(int).map(fail_on_3, errors=refuse).map(held)
-    with pytest.raises(RuntimeError, match="dead-letter queue is down"):
-        async with pipeline.open() as service:
-            pending = service.submit_nowait(1)
+    service = Pipeline.service(int).map(fail_on_3, errors=refuse).map(held).open()
+    futures = []
+
+    async def app():
+        async with service:
+            futures.append(service.submit_nowait(1))
             await eventually(lambda: held.entered == 1)
             with pytest.raises(ServiceClosedError) as caught:
                 await service.submit(3)
@@ -407,8 +416,31 @@ async def test_a_failure_of_the_service_fails_pending_results_and_is_raised_from
             with pytest.raises(ServiceClosedError, match="because it failed") as later:
                 await service.submit(5)
             assert isinstance(later.value.__cause__, RuntimeError)
+
+    with pytest.raises(RuntimeError, match="dead-letter queue is down"):
+        await app()
     with pytest.raises(ServiceClosedError):
-        pending.result()
+        futures[0].result()
+
+
+async def test_a_setup_that_raises_fails_the_service():
+    def broken_setup():
+        raise OSError("no model file")
+
+    async def predict(model, x):
+        return x
+
+    service = Pipeline.service(int).map(predict, setup=broken_setup).open()
+
+    async def app():
+        async with service:
+            with pytest.raises(ServiceClosedError) as caught:
+                await service.submit(1)
+            assert isinstance(caught.value.__cause__, OSError)
+
+    with pytest.raises(OSError, match="no model file") as raised:
+        await app()
+    assert any("in the setup of stage #1" in note for note in raised.value.__notes__)
 
 
 async def test_submit_before_open_and_after_close_raise_a_clear_error():
@@ -516,4 +548,4 @@ def test_joined_batches_keep_each_items_index_when_parts_arrive_out_of_order():
     parts = [Batch(range(i, i + 1), [i]) for i in (1, 3, 2, 4)]
     joined = Batch.concat(parts)
     assert list(joined.index) == joined.items == [1, 3, 2, 4]
-    assert Batch.concat([Batch(range(0, 2), [0, 1]), Batch(range(2, 3), [2])]).index == range(3)
+    assert Batch.concat([Batch(range(2), [0, 1]), Batch(range(2, 3), [2])]).index == range(3)

@@ -5,7 +5,7 @@ them; the source hands them to the pipeline in that order, so an item's
 source index is its number, and every stage carries it along (`Batch.index`).
 The service resolves futures by index, which is why results find their
 callers whatever the stages reorder. A filter or flat_map, and an item that
-fails, are reported by the run's `ItemObserver` (`_Ledger`), so the service
+fails, are reported by the run's `ItemObserver` (`Ledger`), so the service
 knows when an item has nothing more to come.
 
 ``max_in_flight`` bounds the items admitted and not yet finished, wherever
@@ -15,7 +15,6 @@ they are: waiting for the source, in a channel, or in a stage.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from types import TracebackType
@@ -23,15 +22,13 @@ from typing import Any, Generic, Literal, TypeVar
 
 import anyio
 
-from ._batch import Batch
 from ._channel import Channel
-from ._errors import PipeworkError
 from ._graph import Graph, Node, output_capacity
-from ._policy import Failure
 from ._report import Report
 from ._run import execute
 from ._specs import BatchSpec, MapSpec, SinkSpec, SourceSpec, source_spec
 from ._tasks import FailFastGroup, retrieve_outcome
+from ._tracking import Gate, Intake, Ledger, ServiceBusyError, ServiceClosedError
 
 R_co = TypeVar("R_co", covariant=True)
 
@@ -43,41 +40,6 @@ more arrive; past that, queueing only adds latency, and a caller is better
 told at once that the service is busy. Raise it for cheap items at high
 rates, lower it for slow ones.
 """
-
-_NOTHING: Any = object()
-
-
-class ServiceBusyError(PipeworkError):
-    """`Service.submit_nowait` found the service full: ``max_in_flight`` items are in flight.
-
-    Answer "busy" (an HTTP 503) and let the caller come back, or use
-    ``await service.submit(item)``, which waits for room.
-    """
-
-
-class ServiceClosedError(PipeworkError, RuntimeError):
-    """The service takes no more items: it is not open yet, it is closing, or it has stopped.
-
-    When the service stopped because it failed, ``__cause__`` is that failure.
-    Items in flight when a service fails end with this error too.
-    """
-
-
-class FilteredOutError(PipeworkError):
-    """A filter dropped the submitted item, so there is no result for it.
-
-    Only in pipelines without a flat_map: with one, the result is the list of
-    the item's outputs, which a filter may leave empty.
-
-    :ivar index: the item's number in the service, from 0
-    :ivar stage: the stage that dropped it, such as ``#2 'valid' (inline filter)``
-    """
-
-    def __init__(self, index: int, stage: str) -> None:
-        """Name the item and the stage that dropped it."""
-        super().__init__(f"item {index} was filtered out by stage {stage}")
-        self.index = index
-        self.stage = stage
 
 
 class _Requests:
@@ -93,171 +55,6 @@ class _Requests:
 def service_graph(*, buffer: int, name: str) -> Graph:
     """Return the graph of a pipeline whose items will come from a service's ``submit``."""
     return Graph.from_source(source_spec(_Requests(), name=name, buffer=buffer))
-
-
-class _Intake:
-    """The items admitted and not yet taken by the source, in admission order."""
-
-    def __init__(self) -> None:
-        self._items: deque[Any] = deque()
-        self._closed = False
-        self._waiter: asyncio.Future[None] | None = None
-
-    def put(self, item: Any) -> None:
-        self._items.append(item)
-        self._wake()
-
-    def close(self) -> None:
-        self._closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def __aiter__(self) -> _Intake:
-        return self
-
-    async def __anext__(self) -> Any:
-        while not self._items:
-            if self._closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._items.popleft()
-
-
-class _Gate:
-    """Bounds the items in flight; callers that wait for room get it first come, first served."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.held = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self._closed: ServiceClosedError | None = None
-
-    def try_enter(self) -> bool:
-        if self.held < self.limit and not self._waiters:
-            self.held += 1
-            return True
-        return False
-
-    async def enter(self) -> None:
-        if self._closed is not None:
-            raise self._closed
-        if self.try_enter():
-            return
-        future = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
-        try:
-            await future
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                self.leave()  # a place was handed over just as the caller gave up
-            elif future in self._waiters:
-                self._waiters.remove(future)
-            raise
-
-    def leave(self) -> None:
-        # A place that frees goes straight to the longest waiter, so no
-        # submit_nowait can slip in ahead of it.
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self.held -= 1
-
-    def close(self, error: ServiceClosedError) -> None:
-        self._closed = error
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(error)
-
-
-class _Request:
-    __slots__ = ("alive", "dropped_by", "future", "outputs")
-
-    def __init__(self, future: asyncio.Future[Any]) -> None:
-        self.future = future
-        self.alive = 1  # the item, or the items a flat_map made of it, still in the pipeline
-        self.outputs: list[Any] = []
-        self.dropped_by = ""
-
-
-class _Ledger:
-    """The futures of the items in flight, resolved as their outputs reach the end.
-
-    It is the run's `ItemObserver`: a filter that drops an item, a flat_map
-    that multiplies it, and a failure that ends it all change how many of
-    its outputs are still to come; when none are, its future is resolved and
-    its place in ``max_in_flight`` is freed.
-    """
-
-    def __init__(self, gate: _Gate, *, collect: bool) -> None:
-        self._gate = gate
-        self._collect = collect  # a flat_map: results are lists
-        self._open: dict[int, _Request] = {}
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def add(self, index: int) -> asyncio.Future[Any]:
-        future = asyncio.get_running_loop().create_future()
-        # A caller that stops waiting does not want to hear of the outcome;
-        # a failure is in the report all the same.
-        future.add_done_callback(retrieve_outcome)
-        self._open[index] = _Request(future)
-        return future
-
-    def arrived(self, batch: Batch[Any]) -> None:
-        for index, value in zip(batch.index, batch.items, strict=True):
-            request = self._open[index]
-            request.outputs.append(value)
-            self._less(index, request)
-
-    def reshaped(self, index: int, count: int, stage: str) -> None:
-        request = self._open[index]
-        if not count:
-            request.dropped_by = stage
-        request.alive += count
-        self._less(index, request)
-
-    def failed(self, failure: Failure) -> None:
-        request = self._open[failure.index]
-        if not request.future.done():
-            request.future.set_exception(failure.error)
-        self._less(failure.index, request)
-
-    def _less(self, index: int, request: _Request) -> None:
-        request.alive -= 1
-        if request.alive:
-            return
-        del self._open[index]
-        future = request.future
-        if not future.done():
-            if self._collect:
-                future.set_result(request.outputs)
-            elif request.outputs:
-                future.set_result(request.outputs[0])
-            else:
-                future.set_exception(FilteredOutError(index, request.dropped_by))
-        self._gate.leave()
-
-    def end(self, error: BaseException | None) -> None:
-        """Settle every future left: cancelled with no ``error``, else failed with it."""
-        requests, self._open = self._open, {}
-        for request in requests.values():
-            if request.future.done():
-                continue
-            if error is None:
-                request.future.cancel()
-            else:
-                request.future.set_exception(error)
 
 
 class Service(Generic[R_co]):
@@ -292,10 +89,10 @@ class Service(Generic[R_co]):
         """Prepare to serve ``graph``; use `Pipeline.open`, which checks the pipeline first."""
         _check(graph, max_in_flight)
         self._graph = graph
-        self._gate = _Gate(max_in_flight)
+        self._gate = Gate(max_in_flight)
         collect = any(isinstance(n.spec, MapSpec) and n.spec.op == "flat_map" for n in graph.nodes)
-        self._ledger = _Ledger(self._gate, collect=collect)
-        self._intake = _Intake()
+        self._ledger = Ledger(self._gate, collect=collect)
+        self._intake = Intake()
         self._next_index = 0
         self._state: Literal["new", "open", "closing", "closed"] = "new"
         self._failure: BaseException | None = None
