@@ -85,7 +85,20 @@ EXPECTED: dict[str, list[str]] = {
             r"\('data-017\.csv', "
         ),
     ],
+    "prediction_service.py": [
+        r"serving on http://127\.0\.0\.1:\d+/predict, at most 16 requests in flight",
+        r"burst of 200 concurrent requests: \d+ answered at once; [1-9]\d* told 503 \(busy\)",
+        r"200 of 200 answers match their own request's prediction",
+        r"bad JSON: 400 ",
+        r"3 features: 422 \{\"error\": \"expected 4 features, got 3\"\}",
+        r"4 features: 200 \{\"y\": ",
+        r"#1 predict\s+process map\s+202\s+201\s+1",
+    ],
 }
+
+# Command-line arguments for examples that do something else without them
+# (a server runs until it is stopped; its self test ends).
+ARGS: dict[str, list[str]] = {"prediction_service.py": ["--selftest"]}
 
 
 def example_names() -> list[str]:
@@ -105,7 +118,7 @@ def test_example_runs_and_prints_its_result(name: str) -> None:
     assert 'if __name__ == "__main__":' in source, f"{name} needs a __main__ guard"
 
     done = subprocess.run(
-        [sys.executable, str(script)],
+        [sys.executable, str(script), *ARGS.get(name, [])],
         cwd=ROOT,
         capture_output=True,
         text=True,

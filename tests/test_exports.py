@@ -13,6 +13,7 @@ import pipework.http
 
 PUBLIC = [
     "Failure",
+    "FilteredOutError",
     "ItemTimeoutError",
     "Latency",
     "Pipeline",
@@ -22,6 +23,9 @@ PUBLIC = [
     "RemoteTraceback",
     "Report",
     "Retry",
+    "Service",
+    "ServiceBusyError",
+    "ServiceClosedError",
     "StageReport",
     "Stream",
     "UnpicklableError",

@@ -8,6 +8,7 @@ source, so that a failure deep in the pipeline can still name the item.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -46,9 +47,11 @@ class Batch(Generic[T]):
         if len(parts) == 1:
             return parts[0]
         items = [x for part in parts for x in part.items]
-        first, last = parts[0].index, parts[-1].index
-        if all(isinstance(part.index, range) for part in parts) and (
-            last[-1] - first[0] + 1 == len(items)  # ascending and without gaps
+        first = parts[0].index
+        # Each part must start where the one before ended: after an unordered
+        # stage, parts arrive in any order, and matching ends prove nothing.
+        if all(isinstance(part.index, range) and part.index for part in parts) and all(
+            before.index[-1] + 1 == after.index[0] for before, after in pairwise(parts)
         ):
             return Batch(range(first[0], first[0] + len(items)), items)
         return Batch([i for part in parts for i in part.index], items)

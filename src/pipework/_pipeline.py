@@ -10,6 +10,7 @@ from ._ops import Op
 from ._policy import ErrorHandler, Retry
 from ._report import Report
 from ._run import execute
+from ._service import DEFAULT_MAX_IN_FLIGHT, Service, service_graph
 from ._shutdown import StopSignal
 from ._specs import DEFAULT_BUFFER, On, batch_spec, map_spec, sink_spec, source_spec
 from ._stream import Stream
@@ -423,6 +424,39 @@ class Pipeline(Generic[T_co]):
             SIGINT or SIGTERM. To stop at once instead, cancel the run.
         """
         return await execute(self._graph, stop=stop)
+
+    @classmethod
+    def service(
+        cls,
+        item_type: type[U] | None = None,  # noqa: ARG003 - it types the pipeline for mypy
+        *,
+        buffer: int = DEFAULT_BUFFER,
+        name: str = "requests",
+    ) -> Pipeline[U]:
+        """Start a pipeline fed by a service's ``submit``, for `open`; ``item_type`` types it.
+
+        Example::
+
+            pipeline = Pipeline.service(Features).map(predict, on="process", setup=load_model)
+            async with pipeline.open() as service:
+                label = await service.submit(features)
+        """
+        return Pipeline._of(service_graph(buffer=buffer, name=name))
+
+    def open(self, *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> Service[T_co]:
+        """Return a `Service` that runs this pipeline while its ``async with`` block lasts.
+
+        The pipeline must start with `Pipeline.service`; it cannot hold a
+        ``batch()`` or a ``sink()``, which would lose track of whose item is
+        whose. See `Service` for results, failures and closing.
+
+        :param max_in_flight: the most items in the service at once, from
+            ``submit`` to result; past it, ``submit`` waits and
+            ``submit_nowait`` raises `ServiceBusyError`
+        :raises TypeError, ValueError: at once, for a pipeline or a setting a
+            service cannot run
+        """
+        return Service(self._graph, max_in_flight=max_in_flight)
 
     def stream(self) -> Stream[T_co]:
         """Return the outputs as an async iterator that runs the pipeline as it is read.

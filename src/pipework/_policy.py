@@ -8,6 +8,11 @@ Every kind of stage settles a failed item the same way (`Policy.settle`):
    default, the run stops and the exception is raised as itself. With
    ``errors="skip"`` or a dead-letter handler, the item is dropped, recorded
    in the report as a `Failure`, and handed to the handler.
+
+A run may also have an `ItemObserver` (a service does): every item that
+fails for good is then handed to it, and ``errors="raise"`` drops the item
+there instead of stopping the run, because the item's failure belongs to
+whoever submitted it, not to the run.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import inspect
 import math
 import random
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 import anyio
 
@@ -98,6 +104,31 @@ class Failure:
     attempts: int
 
 
+class ItemObserver(Protocol):
+    """Learns, for a whole run, what became of the items that did not simply pass through.
+
+    A caller that matches outputs to inputs by source index (a service,
+    which resolves one future per submitted item) needs to hear of every item
+    that leaves the stream early or multiplies; everything else it sees at
+    the end of the pipeline.
+    """
+
+    def failed(self, failure: Failure) -> None:
+        """Hear of an item that failed for good and left the stream; the run goes on."""
+
+    def reshaped(self, index: int, count: int, stage: str) -> None:
+        """Hear that a filter or flat_map made ``count`` items (0: none) of item ``index``."""
+
+
+RUN_OBSERVER: ContextVar[ItemObserver | None] = ContextVar("pipework_run_observer", default=None)
+"""The observer of the run a stage belongs to.
+
+A context variable rather than an argument threaded through every kind of
+stage: `_run.execute` sets it before it starts the stages' tasks, which copy
+it, and a run started inside a stage function sets its own.
+"""
+
+
 def check_errors(errors: object, where: str) -> ErrorHandler:
     """Check an ``errors=`` setting: ``"raise"``, ``"skip"`` or a dead-letter callable."""
     if errors in ("raise", "skip") or (callable(errors) and not isinstance(errors, str)):
@@ -123,13 +154,24 @@ class Policy:
     """Settles the failed items of one stage in one run; see the module docstring."""
 
     def __init__(
-        self, label: str, *, retry: Retry | None, errors: ErrorHandler, stats: StageStats
+        self,
+        label: str,
+        *,
+        retry: Retry | None,
+        errors: ErrorHandler,
+        stats: StageStats,
+        observer: ItemObserver | None = None,
     ) -> None:
-        """Apply ``retry`` and ``errors`` to the failures of the stage ``label``."""
+        """Apply ``retry`` and ``errors`` to the failures of the stage ``label``.
+
+        With an ``observer``, every item that fails for good is handed to it,
+        and none stops the run.
+        """
         self._label = label
         self._retry = retry
         self._errors = errors
         self._stats = stats
+        self.observer = observer
 
     async def settle(self, error: Exception, index: int, item: Any, attempt: int) -> bool:
         """Decide about try number ``attempt`` of an item, which raised ``error``.
@@ -137,7 +179,7 @@ class Policy:
         :returns: ``True`` to try the item again (the backoff has been
             waited), ``False`` to drop it (it has been recorded)
         :raises Exception: ``error`` itself, with a note naming the stage and
-            item, when the stage's policy is to raise
+            item, when the stage's policy is to raise and the run has no observer
         """
         retry = self._retry
         if retry is not None and attempt < retry.attempts and isinstance(error, retry.on):
@@ -146,7 +188,7 @@ class Policy:
             return True
         self._stats.failed += 1
         annotate(error, self._label, index, item)
-        if self._errors == "raise":
+        if self._errors == "raise" and self.observer is None:
             raise error
         await self._record(Failure(self._label, index, describe_item(item), error, attempt))
         return False
@@ -156,6 +198,8 @@ class Policy:
             self._stats.failures.append(failure)
         if callable(self._errors):
             await self._dead_letter(self._errors, failure)
+        if self.observer is not None:
+            self.observer.failed(failure)
 
     async def settle_all(
         self, error: Exception, indexes: Sequence[int], items: list[Any], attempt: int
@@ -179,7 +223,7 @@ class Policy:
                 f"pipework: in stage {self._label}, on a batch of {len(items)} items "
                 f"from item {indexes[0]}: {describe_item(items)}"
             )
-        if self._errors == "raise":
+        if self._errors == "raise" and self.observer is None:
             raise error
         for index, item in zip(indexes, items, strict=True):
             await self._record(Failure(self._label, index, describe_item(item), error, attempt))

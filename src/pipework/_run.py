@@ -14,6 +14,7 @@ from typing import Any
 
 from ._channel import Channel
 from ._graph import Graph, output_capacity
+from ._policy import RUN_OBSERVER, ItemObserver
 from ._report import Report, StageReport, StageStats
 from ._shutdown import StopSignal
 from ._stages import run_node
@@ -21,19 +22,26 @@ from ._tasks import FailFastGroup
 
 
 async def execute(
-    graph: Graph, tail: Channel[Any] | None = None, stop: StopSignal | None = None
+    graph: Graph,
+    tail: Channel[Any] | None = None,
+    stop: StopSignal | None = None,
+    observer: ItemObserver | None = None,
 ) -> Report:
     """Run ``graph`` to the end of its stream and return its report.
 
     The last stage's output goes to ``tail`` when the caller reads it (a
     stream); otherwise it is drained here. ``tail`` is closed however the run
     ends, so its reader always wakes. Setting ``stop`` ends the stream at
-    the source, and the run drains.
+    the source, and the run drains. An ``observer`` hears of every item that
+    fails for good, or that a filter or flat_map reshapes; with one, a
+    failed item never stops the run (see `ItemObserver`).
     """
+    token = RUN_OBSERVER.set(observer)  # even None: a run inside a stage has its own
     try:
         _refuse_in_worker_bootstrap()
         return await _execute(graph, tail, stop)
     finally:
+        RUN_OBSERVER.reset(token)
         if tail is not None:
             tail.close()
 

@@ -11,7 +11,7 @@ import anyio
 
 from .._batch import Batch
 from .._ops import Op
-from .._policy import Policy
+from .._policy import RUN_OBSERVER, ItemObserver, Policy
 from .._report import StageStats
 from .._specs import MapSpec
 
@@ -38,8 +38,10 @@ async def bind(spec: MapSpec, label: str) -> Callable[[Any], Any]:
 
 
 def policy_of(spec: MapSpec, label: str, stats: StageStats) -> Policy:
-    """Return the stage's failure policy for this run."""
-    return Policy(label, retry=spec.retry, errors=spec.errors, stats=stats)
+    """Return the stage's failure policy for this run, with the run's observer if it has one."""
+    return Policy(
+        label, retry=spec.retry, errors=spec.errors, stats=stats, observer=RUN_OBSERVER.get()
+    )
 
 
 async def settle(
@@ -58,14 +60,18 @@ async def settle(
     parts: list[Batch[Any]] = []
     tries: dict[int, int] = {}
     rest = batch
+    observer = None if op == "map" else policy.observer
     while len(rest):
         results, fault = await attempt(rest)
+        done = rest if fault is None else rest.slice(0, fault[0])
+        if observer is not None:
+            _tell_shape(observer, op, done, results, label)
         if fault is None:
             parts.append(finish(op, rest, results, label))
             break
         position, error = fault
         if position:
-            parts.append(finish(op, rest.slice(0, position), results, label))
+            parts.append(finish(op, done, results, label))
         index = rest.index[position]
         tries[index] = tries.get(index, 0) + 1
         again = await policy.settle(error, index, rest.items[position], tries[index])
@@ -108,6 +114,16 @@ def finish(op: Op, batch: Batch[Any], results: list[Any], label: str) -> Batch[A
         return Batch([batch.index[i] for i in kept], [batch.items[i] for i in kept])
     index = [i for i, out in zip(batch.index, results, strict=True) for _ in out]
     return Batch(index, [x for out in results for x in out])
+
+
+def _tell_shape(
+    observer: ItemObserver, op: Op, batch: Batch[Any], results: list[Any], label: str
+) -> None:
+    """Tell the run's observer which items a filter dropped or a flat_map multiplied."""
+    for index, result in zip(batch.index, results, strict=True):
+        count = len(result) if op == "flat_map" else int(result)
+        if count != 1:
+            observer.reshaped(index, count, label)
 
 
 def _awaitable_error(results: list[Any], label: str) -> TypeError:
