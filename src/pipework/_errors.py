@@ -13,6 +13,12 @@ pipework's own exceptions form a small tree::
     │         worker processes die as they start, so the pool cannot run anything
     ├── ItemTimeoutError (also a TimeoutError)
     │     an item ran longer than its stage's ``timeout=``
+    ├── ServiceBusyError (defined in _tracking.py)
+    │     a service is full and the caller asked not to wait
+    ├── ServiceClosedError (also a RuntimeError; defined in _tracking.py)
+    │     a service is not open, or stopped before it could answer
+    ├── FilteredOutError (defined in _tracking.py)
+    │     a service's filter stage dropped the item that was submitted
     └── http.HTTPError (in pipework.http, defined in _http/_error.py)
           a request failed after every attempt it was allowed; names the URL,
           the attempts and the last status or error
