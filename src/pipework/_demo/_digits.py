@@ -78,7 +78,10 @@ class Prediction(NamedTuple):
 
     ``batch`` names the call (worker process id, call number) so the sink
     can count calls and their sizes; ``size`` and ``seconds`` are that
-    call's items and the time the model took on them.
+    call's items and the time the model took on them, and ``started`` when
+    it began: a `time.perf_counter` reading, which on Linux, macOS and
+    Windows is a system-wide monotonic clock, so the parent can compare it
+    with its own.
     """
 
     meta: Meta
@@ -86,6 +89,7 @@ class Prediction(NamedTuple):
     batch: tuple[int, int]
     size: int
     seconds: float
+    started: float
 
 
 @dataclass(frozen=True)
@@ -185,7 +189,7 @@ class Model:
         seconds = time.perf_counter() - start
         batch = (self.pid, self.calls)
         return [
-            Prediction(s.meta, int(d), batch, len(samples), seconds)
+            Prediction(s.meta, int(d), batch, len(samples), seconds, start)
             for s, d in zip(samples, digits, strict=True)
         ]
 

@@ -115,10 +115,7 @@ async def run_job(options: DemoOptions, *, say: bool = True) -> Outcome:
     )
 
 
-BUSY = (
-    "(busy s: time in each stage's calls, summed over the calls at once; the fetch's "
-    "includes waiting at the server for records not yet due)"
-)
+BUSY = "(busy s adds up calls at once; the fetch's counts waits for records not yet due)"
 
 
 async def run_demo(options: DemoOptions) -> int:

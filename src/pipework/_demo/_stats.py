@@ -26,6 +26,8 @@ class Collector:
         self.ready = asyncio.Event()
         self._warmups = warmups
         self.latencies: list[float] = []
+        self.before: list[float] = []  # from due to the start of the model call
+        self.after: list[float] = []  # from the end of the model call to the sink
         self.digits: list[int] = []
         self.correct = 0
         self.batches: dict[tuple[int, int], tuple[int, float]] = {}
@@ -45,6 +47,8 @@ class Collector:
                 self.ready.set()
             return
         self.latencies.append(now - meta.due)
+        self.before.append(prediction.started - meta.due)
+        self.after.append(now - prediction.started - prediction.seconds)
         self.digits.append(prediction.digit)
         self.correct += prediction.digit == meta.label
         self.batches[prediction.batch] = (prediction.size, prediction.seconds)
@@ -71,6 +75,8 @@ class Results:
     latency: tuple[float, float, float, float]  # p50, p95, p99, max
     batch_sizes: tuple[int, ...]  # one per model call, sorted
     batch_seconds: tuple[float, float]  # a model call's p50 and p99
+    before_call: tuple[float, float]  # p50 and p99 of the time from due to the model call
+    after_call: tuple[float, float]  # p50 and p99 of the time from the model call to the sink
     correct: int
     checksum: str
 
@@ -105,10 +111,16 @@ def results(collector: Collector, started: float | None) -> Results:
             latencies[-1] if latencies else math.nan,
         ),
         batch_sizes=tuple(sizes),
-        batch_seconds=(percentile(calls, 0.5), percentile(calls, 0.99)),
+        batch_seconds=_median_p99(calls),
+        before_call=_median_p99(sorted(collector.before)),
+        after_call=_median_p99(sorted(collector.after)),
         correct=collector.correct,
         checksum=checksum(collector.digits),
     )
+
+
+def _median_p99(ordered: Sequence[float]) -> tuple[float, float]:
+    return percentile(ordered, 0.5), percentile(ordered, 0.99)
 
 
 def checksum(digits: Sequence[int]) -> str:
@@ -135,8 +147,13 @@ def text(found: Results, rate: float | None) -> str:
             f"{found.throughput:,.1f} records/s ({offered})"
         ),
         (
-            f"latency   p50 {_ms(p50)}, p95 {_ms(p95)}, p99 {_ms(p99)}, max {_ms(worst)} "
-            "(from due at the server to the sink)"
+            f"latency   p50 {_ms(p50)}, p95 {_ms(p95)}, p99 {_ms(p99)}, max {_ms(worst)}, "
+            "from due at the server to the sink"
+        ),
+        (
+            f"          before the model call p50 {_ms(found.before_call[0])}, "
+            f"p99 {_ms(found.before_call[1])}; after it p50 {_ms(found.after_call[0])}, "
+            f"p99 {_ms(found.after_call[1])}"
         ),
         (
             f"batches   {len(found.batch_sizes):,} model calls: mean {found.mean_batch:.1f}, "
