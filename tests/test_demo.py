@@ -309,7 +309,7 @@ def test_deskew_makes_a_slanted_stroke_upright():
 def test_batched_and_single_calls_predict_alike(model):
     digits = _digits.load()
     samples = [
-        _digits.Sample(_digits.Meta(i, 0, 0.0, 0.0), _digits.features(image / 16))
+        _digits.Sample(_digits.Meta(i, 0, 0.0, 0.0, 0.0), _digits.features(image / 16))
         for i, image in enumerate(digits.stream_images[:20].astype(float))
     ]
     batched = _digits.classify_batch(model, samples)
@@ -321,7 +321,7 @@ def test_batched_and_single_calls_predict_alike(model):
 
 
 def prediction(index, label, digit, *, batch, size, due):
-    meta = _digits.Meta(index, label, due, due)
+    meta = _digits.Meta(index, label, due, due, due + 0.004)
     return _digits.Prediction(meta, digit, batch, size, 0.005, due + 0.01)
 
 
@@ -339,8 +339,9 @@ def test_collector_measures_from_due_time_and_skips_the_warmup():
     assert found.batch_sizes == (4, 4, 4)  # three calls, each named once
     p50, p95, p99, worst = found.latency
     assert 0.1 <= p50 <= p95 <= p99 <= worst < 10
-    assert found.before_call == (pytest.approx(0.01), pytest.approx(0.01))  # due to call start
-    assert 0.08 < found.after_call[0] <= p50  # call end to sink: the rest of the 0.1 s
+    assert found.split.upstream == (pytest.approx(0.004), pytest.approx(0.004))
+    assert found.split.waiting == (pytest.approx(0.006), pytest.approx(0.006))  # to call start
+    assert 0.08 < found.split.back[0] <= p50  # call end to sink: the rest of the 0.1 s
     assert "accuracy  40.0% (4 of 10 right)" in text(found, rate=100.0)
 
 

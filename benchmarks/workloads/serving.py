@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,8 @@ starting, models training) is not counted; the table's notes say how long it too
 **Gain from batching at equal p99**: for a p99 budget, the highest offered rate each mode
 sustained (delivered ≥ {sustained:.0%} of it) with p99 within the budget, among the rates
 measured; the gain is their ratio. With three rates per mode this is coarse: each mode's
-true limit lies between the highest rate that met the budget and the next one measured.
+true limit lies between the highest rate that met the budget and the next one measured (or
+its closed-loop throughput), so the tables give the least and the most the gain can be.
 The target of a 3x gain is judged at a budget of {slo}, a common one for a request that a
 person waits on, and well above what batching adds by design (up to `max_wait` of waiting
 plus a model call); under budgets close to that, batching with this `max_wait` cannot meet
@@ -112,10 +114,11 @@ def serve(
         "largest_batch": max(found.batch_sizes, default=0),
         "call_p50": found.batch_seconds[0],
         "call_p99": found.batch_seconds[1],
-        "before_p50": found.before_call[0],
-        "before_p99": found.before_call[1],
-        "after_p50": found.after_call[0],
-        "after_p99": found.after_call[1],
+        **{
+            f"{part}_{q}": value
+            for part, pair in found.split._asdict().items()
+            for q, value in zip(("p50", "p99"), pair, strict=True)
+        },
         "accuracy": found.accuracy,
         "warmup": outcome.warmup_seconds,
         "loop": loop,
@@ -252,19 +255,30 @@ def _split_table(runs: list[Run]) -> Table:
                 _load(run.load),
                 *(
                     f"{_ms(found[part + '_p50'])} / {_ms(found[part + '_p99'])}"
-                    for part in ("before", "call", "after")
+                    for part in ("upstream", "waiting", "call", "back")
                 ),
                 f"{_ms(found['p50'])} / {_ms(found['p99'])}",
             ]
         )
-    headers = ["mode", "load", "due to model call", "model call", "model call to sink", "whole"]
+    headers = [
+        "mode",
+        "load",
+        "fetch and preprocess",
+        "waiting to be classified",
+        "model call",
+        "model call to sink",
+        "whole",
+    ]
     notes = [
         (
-            "p50 / p99 of each part. Due to model call: the fetch, the preprocess stage, the "
-            "wait for the batch to fill and for a free worker. Model call to sink: the results' "
-            "way back to the parent, the wait for earlier records (output keeps input order) "
-            "and the sink. The model call's times are per call, the others per record; p99s of "
-            "parts do not add up to the whole's."
+            "p50 / p99 of each part. Fetch and preprocess: from due at the server to the end "
+            "of preprocessing in its worker (the wait at the server, the fetch, the preprocess "
+            "stage). Waiting to be classified: from there to the start of the model call (the "
+            "batch filling up, a free worker, the trips between). Model call to sink: the "
+            "results' way back to the parent, the wait for earlier records (output keeps input "
+            "order) and the sink. Model call times are per call, the others per record; p99s "
+            "of parts do not add up to the whole's. Times taken in workers and in the parent "
+            "compare because `time.perf_counter` is one system-wide clock on Linux."
         )
     ]
     return Table("Where a record's time goes", headers, rows, notes=notes)
@@ -280,17 +294,55 @@ def best_within(runs: list[Run], budget: float, *, batch: bool) -> Run | None:
     return max(fits, key=lambda run: run.offered or 0.0, default=None)
 
 
+def ceiling(runs: list[Run], best: Run) -> float | None:
+    """The least rate above ``best``'s that its mode was measured at and did not meet the budget.
+
+    ``best`` is the highest rate its mode met the budget at, so every higher
+    rate measured missed it; with none measured, the mode's closed-loop
+    throughput, which no offered rate can exceed.
+    """
+    above = [
+        run.offered
+        for run in runs
+        if run.batch == best.batch and run.offered and best.offered and run.offered > best.offered
+    ]
+    if above:
+        return min(above)
+    closed = next((run.ok for run in runs if run.batch == best.batch and run.load is None), None)
+    return None if closed is None else float(closed["throughput"])
+
+
+def gain_between(runs: list[Run], budget: float) -> tuple[float, float, float] | None:
+    """The gain at ``budget``: as measured, and the least and most it can be between rates."""
+    batched = best_within(runs, budget, batch=True)
+    alone = best_within(runs, budget, batch=False)
+    if batched is None or alone is None or not batched.offered or not alone.offered:
+        return None
+    low, high = ceiling(runs, alone), ceiling(runs, batched)
+    return (
+        batched.offered / alone.offered,
+        batched.offered / low if low else math.nan,
+        high / alone.offered if high else math.nan,
+    )
+
+
 def _gain_table(runs: list[Run]) -> Table:
     rows = []
     for budget in _budgets(runs):
         batched = best_within(runs, budget, batch=True)
         alone = best_within(runs, budget, batch=False)
-        if batched and alone and batched.offered and alone.offered:
-            gain = ratio(batched.offered / alone.offered)
+        gain = gain_between(runs, budget)
+        if gain is not None:
+            found = f"{ratio(gain[0])} ({ratio(gain[1])} to {ratio(gain[2])})"
         else:
-            gain = "batched only" if batched else "-"
-        rows.append([f"p99 ≤ {_ms(budget)}", _rate(batched), _rate(alone), gain])
-    headers = ["p99 budget", "batched sustains", "one by one sustains", "gain from batching"]
+            found = "batched only" if batched else "-"
+        rows.append([f"p99 ≤ {_ms(budget)}", _rate(batched), _rate(alone), found])
+    headers = [
+        "p99 budget",
+        "batched sustains",
+        "one by one sustains",
+        "gain from batching (least to most)",
+    ]
     notes = [
         (
             "Budgets: a fixed ladder, and the p99 the one-by-one mode had at each load it "
@@ -317,16 +369,15 @@ def _gain_target(runs: list[Run]) -> Target:
     wanted = "≥ 3x"
     batched = best_within(runs, SLO, batch=True)
     alone = best_within(runs, SLO, batch=False)
-    if batched is None or alone is None or not batched.offered or not alone.offered:
+    gain = gain_between(runs, SLO)
+    if gain is None or batched is None or alone is None:
         found = f"batched: {_rate(batched)}; one by one: {_rate(alone)}"
         return Target(measure, wanted, found, met=None if batched else False)
-    gain = batched.offered / alone.offered
     measured = (
-        f"{ratio(gain)}: {_rate(batched)} batched vs {_rate(alone)} one by one "
-        f"(p99 {_ms(batched.ok['p99'] if batched.ok else None)} and "
-        f"{_ms(alone.ok['p99'] if alone.ok else None)})"
+        f"{ratio(gain[0])}: {_rate(batched)} batched vs {_rate(alone)} one by one; "
+        f"between the rates measured, {ratio(gain[1])} to {ratio(gain[2])}"
     )
-    return Target(measure, wanted, measured, met=gain >= 3.0)
+    return Target(measure, wanted, measured, met=gain[0] >= 3.0)
 
 
 def _latency_target(runs: list[Run], max_wait: float) -> Target:

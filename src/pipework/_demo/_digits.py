@@ -58,12 +58,18 @@ class Record(TypedDict):
 
 
 class Meta(NamedTuple):
-    """What travels with a record from the fetch to the sink, besides its image."""
+    """What travels with a record from the fetch to the sink, besides its image.
+
+    ``prepared`` is when its preprocessing ended, a `time.perf_counter`
+    reading in the worker: on Linux, macOS and Windows a system-wide
+    monotonic clock, so the parent can compare it with its own.
+    """
 
     id: int
     label: int
     due: float
     served: float
+    prepared: float
 
 
 class Sample(NamedTuple):
@@ -79,9 +85,7 @@ class Prediction(NamedTuple):
     ``batch`` names the call (worker process id, call number) so the sink
     can count calls and their sizes; ``size`` and ``seconds`` are that
     call's items and the time the model took on them, and ``started`` when
-    it began: a `time.perf_counter` reading, which on Linux, macOS and
-    Windows is a system-wide monotonic clock, so the parent can compare it
-    with its own.
+    it began (a `time.perf_counter` reading in the worker, as ``prepared``).
     """
 
     meta: Meta
@@ -126,8 +130,9 @@ def preprocess(record: Record) -> Sample:
     """Decode, normalise and deskew one record: the per-item CPU work of the demo."""
     pixels = np.frombuffer(base64.b64decode(record["pixels"]), dtype=np.uint8)
     image = pixels.reshape(SIDE, SIDE).astype(np.float64) / LEVELS
-    meta = Meta(record["id"], record["label"], record["due"], record["served"])
-    return Sample(meta, features(image))
+    found = features(image)
+    meta = Meta(record["id"], record["label"], record["due"], record["served"], time.perf_counter())
+    return Sample(meta, found)
 
 
 def features(image: Image) -> Image:

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ._digits import Prediction
 
@@ -26,8 +27,8 @@ class Collector:
         self.ready = asyncio.Event()
         self._warmups = warmups
         self.latencies: list[float] = []
-        self.before: list[float] = []  # from due to the start of the model call
-        self.after: list[float] = []  # from the end of the model call to the sink
+        # Where each record's time went; see `Split`.
+        self.split: tuple[list[float], list[float], list[float]] = ([], [], [])
         self.digits: list[int] = []
         self.correct = 0
         self.batches: dict[tuple[int, int], tuple[int, float]] = {}
@@ -47,8 +48,10 @@ class Collector:
                 self.ready.set()
             return
         self.latencies.append(now - meta.due)
-        self.before.append(prediction.started - meta.due)
-        self.after.append(now - prediction.started - prediction.seconds)
+        upstream, waiting, back = self.split
+        upstream.append(meta.prepared - meta.due)
+        waiting.append(prediction.started - meta.prepared)
+        back.append(now - prediction.started - prediction.seconds)
         self.digits.append(prediction.digit)
         self.correct += prediction.digit == meta.label
         self.batches[prediction.batch] = (prediction.size, prediction.seconds)
@@ -66,6 +69,22 @@ def percentile(ordered: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
+class Split(NamedTuple):
+    """Where records' time went besides the model call: p50 and p99 of each part, in seconds.
+
+    :ivar upstream: from due to the end of preprocessing: the wait at the
+        server, the fetch, and the preprocess stage
+    :ivar waiting: from there to the start of the model call: the batch
+        filling up, and a free worker
+    :ivar back: from the end of the model call to the sink: the way back to
+        the parent, the wait for earlier records (output keeps input order)
+    """
+
+    upstream: tuple[float, float]
+    waiting: tuple[float, float]
+    back: tuple[float, float]
+
+
 @dataclass(frozen=True)
 class Results:
     """The figures of one run, in seconds and counts; `text` renders them."""
@@ -75,8 +94,7 @@ class Results:
     latency: tuple[float, float, float, float]  # p50, p95, p99, max
     batch_sizes: tuple[int, ...]  # one per model call, sorted
     batch_seconds: tuple[float, float]  # a model call's p50 and p99
-    before_call: tuple[float, float]  # p50 and p99 of the time from due to the model call
-    after_call: tuple[float, float]  # p50 and p99 of the time from the model call to the sink
+    split: Split
     correct: int
     checksum: str
 
@@ -112,8 +130,7 @@ def results(collector: Collector, started: float | None) -> Results:
         ),
         batch_sizes=tuple(sizes),
         batch_seconds=_median_p99(calls),
-        before_call=_median_p99(sorted(collector.before)),
-        after_call=_median_p99(sorted(collector.after)),
+        split=Split(*(_median_p99(sorted(part)) for part in collector.split)),
         correct=collector.correct,
         checksum=checksum(collector.digits),
     )
@@ -150,11 +167,9 @@ def text(found: Results, rate: float | None) -> str:
             f"latency   p50 {_ms(p50)}, p95 {_ms(p95)}, p99 {_ms(p99)}, max {_ms(worst)}, "
             "from due at the server to the sink"
         ),
-        (
-            f"          before the model call p50 {_ms(found.before_call[0])}, "
-            f"p99 {_ms(found.before_call[1])}; after it p50 {_ms(found.after_call[0])}, "
-            f"p99 {_ms(found.after_call[1])}"
-        ),
+        f"  of it   fetch and preprocess {_both(found.split.upstream)}",
+        f"          waiting to be classified {_both(found.split.waiting)} (batch, free worker)",
+        f"          from the model call to the sink {_both(found.split.back)}",
         (
             f"batches   {len(found.batch_sizes):,} model calls: mean {found.mean_batch:.1f}, "
             f"p50 {_size(found.batch_sizes, 0.5)}, max {_size(found.batch_sizes, 1.0)} "
@@ -165,6 +180,10 @@ def text(found: Results, rate: float | None) -> str:
         f"checksum  {found.checksum} (of the predicted digits, in order)",
     ]
     return "\n".join(lines)
+
+
+def _both(p50_p99: tuple[float, float]) -> str:
+    return f"p50 {_ms(p50_p99[0])}, p99 {_ms(p50_p99[1])}"
 
 
 def _size(ordered: Sequence[int], q: float) -> str:
