@@ -150,7 +150,7 @@ def run(session: Session) -> Section:
         slo=f"p99 ≤ {SLO * 1000:g} ms",
         rounds=1,
     )
-    section = Section("h", "The demo under load: latency and batching", about)
+    section = Section("h", "The demo under load: latency and batching", about, rounds=1)
     if not session.wants("pipework"):
         return section
 
