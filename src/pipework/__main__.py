@@ -40,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command that ``argv`` names (``sys.argv[1:]`` by default); return its exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    args.check(args)
+    if (check := getattr(args, "check", None)) is not None:
+        check(args)  # a command's own checks, after parsing
     return _run(args.command, args)
 
 
@@ -214,7 +215,7 @@ def _wait(text: str) -> float:
 
 
 def _number(text: str) -> float:
-    """Parse a finite number; NaN and infinities are refused by the range checks after it."""
+    """Parse a number; text that is none becomes NaN, which the range checks after this refuse."""
     try:
         return float(text)
     except ValueError:
