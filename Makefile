@@ -1,5 +1,6 @@
 # The two commands in the README: `make demo` runs the main job, `make test` runs every check.
 # Each makes its own virtual environment, so a fresh machine needs nothing but Python 3.11+.
+# The demo needs the `demo` extra (scikit-learn); `dev` includes it, so the demo's tests run.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -11,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.demo: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
 	touch $@
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml
@@ -36,6 +37,7 @@ test: lint typecheck pytest
 # The benchmarks get a virtual environment of their own: the peers they compare pipework
 # with are installed only there, never as dependencies of pipework.
 # `make bench BENCH_ARGS=--quick` is a 1-2 minute smoke run; BENCH_ARGS="--only a,c" picks workloads.
+# Workload (h) runs the demo, so the benchmarks install the `demo` extra too.
 BENCH_VENV := .venv-bench
 BENCH_BIN  := $(BENCH_VENV)/bin
 BENCH_ARGS ?=
@@ -45,7 +47,7 @@ $(BENCH_BIN)/python:
 	$(BENCH_BIN)/python -m pip install --quiet --upgrade pip
 
 $(BENCH_VENV)/.installed: $(BENCH_BIN)/python pyproject.toml benchmarks/requirements.txt
-	$(BENCH_BIN)/python -m pip install --quiet -e . -r benchmarks/requirements.txt
+	$(BENCH_BIN)/python -m pip install --quiet -e '.[demo]' -r benchmarks/requirements.txt
 	touch $@
 
 bench: $(BENCH_VENV)/.installed

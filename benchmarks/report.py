@@ -56,6 +56,7 @@ class Section:
     targets: list[Target] = field(default_factory=list)
     plot: dict[str, Any] = field(default_factory=dict)
     images: list[str] = field(default_factory=list)
+    rounds: int | None = None  # runs per figure, when not the run's --repeat
 
     def markdown(self) -> str:
         parts = [f"### ({self.key}) {self.title}", "", self.about, ""]

@@ -165,8 +165,10 @@ def update_docs(sections: list[Section], settings: Settings, kind: str) -> Path:
     about = machine()
     sections = [section for section in sections if section.title != "failed"]  # keep the old
     for section in sections:
+        rounds = section.rounds or settings.repeat
+        median = f"median of {rounds}" if rounds > 1 else "one run per figure"
         section.about += (
-            f"\n\n*Measured on its own ({kind}, median of {settings.repeat}) on "
+            f"\n\n*Measured on its own ({kind}, {median}) on "
             f"{about['date']}, pipework {about['pipework']}; the rest of this page comes "
             "from the run described at its top.*"
         )

@@ -133,3 +133,63 @@ def test_chaos_workload_loses_nothing_and_reports_broken_pools(bench, monkeypatc
     ours_pool = rows["pipework.ProcessPool.map, the drop-in", "10/s"]
     assert ours_pool[5].startswith("WorkerDiedError")
     assert ours_pool[6] == "yes"
+
+
+def serving_runs(serving):
+    """Closed-loop runs and three open-loop rates per mode, with made-up figures."""
+
+    def run(batch, load, offered, throughput, p99):
+        found = {"throughput": throughput, "p50": p99 / 2, "p99": p99, "call_p50": 0.008}
+        return serving.Run(batch, load, offered, found)
+
+    return [
+        run(True, None, None, 1000.0, 0.2),
+        run(False, None, None, 300.0, 3.0),
+        run(True, 0.25, 250.0, 249.0, 0.03),
+        run(False, 0.25, 75.0, 75.0, 0.01),
+        run(True, 0.5, 500.0, 498.0, 0.05),
+        run(False, 0.5, 150.0, 149.0, 0.02),
+        run(True, 0.9, 900.0, 890.0, 0.2),
+        run(False, 0.9, 270.0, 200.0, 0.9),  # behind: delivered 74% of the rate offered
+    ]
+
+
+def test_serving_gain_compares_rates_sustained_within_one_p99(bench):
+    from benchmarks.workloads import serving
+
+    runs = serving_runs(serving)
+    assert not runs[-1].sustained()
+    assert serving.best_within(runs, 0.1, batch=True).offered == 500.0
+    assert serving.best_within(runs, 0.1, batch=False).offered == 150.0
+    assert serving.best_within(runs, 0.02, batch=True) is None  # batching's wait costs more
+    assert serving.ceiling(runs, runs[5]) == 270.0  # the next rate measured, which missed
+    assert serving.ceiling(runs, runs[6]) == 1000.0  # none above: closed-loop throughput
+    gain, least, most = serving.gain_between(runs, 0.1)
+    assert gain == pytest.approx(500 / 150)
+    assert least == pytest.approx(500 / 270)
+    assert most == pytest.approx(900 / 150)
+    target = serving._gain_target(runs)
+    assert target.met is True
+    assert target.measured.startswith("3.33x: 500/s (50%) batched vs 150/s (50%) one by one")
+
+
+def test_serving_latency_target_adds_the_wait_and_two_model_calls(bench):
+    from benchmarks.workloads import serving
+
+    target = serving._latency_target(serving_runs(serving), max_wait=0.02)
+    assert target.measured == "p99 50.0 ms vs 36.0 ms (20.0 ms + 2 x 8.0 ms)"
+    assert target.met is False
+
+
+@pytest.mark.timeout(120)
+def test_serving_measures_one_run_of_the_demo(bench):
+    pytest.importorskip("sklearn")
+    from benchmarks.workloads import serving
+
+    found = serving.serve(batch=True, rate=2000.0, seconds=0.2, max_batch=8, max_wait=0.005)
+    assert found["records"] == 400
+    assert 0 < found["p50"] <= found["p95"] <= found["p99"] <= found["max"]
+    assert 1 <= found["mean_batch"] <= found["largest_batch"] <= 8
+    assert found["accuracy"] > 0.9
+    assert found["upstream_p50"] > 0
+    assert found["waiting_p50"] > 0

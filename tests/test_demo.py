@@ -1,48 +1,108 @@
-"""The demo, run as the CLI runs it: in-process through main(), and as `python -m pipework`."""
+"""The demo, run as the CLI runs it (in-process through main(), and as `python -m pipework`),
+and its parts: the paced server, the preprocessing, the figures and the progress line."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import math
 import re
 import subprocess
 import sys
+import time
 
+import aiohttp
 import pytest
+
+pytest.importorskip("sklearn", reason="the demo needs pipework[demo]")
+
+import numpy as np
 
 from helpers import LOOPS
 from pipework.__main__ import main
-from pipework._demo import checksum, features, record, score
+from pipework._demo import _digits
+from pipework._demo._options import DemoOptions
+from pipework._demo._progress import Progress
+from pipework._demo._server import RecordServer
+from pipework._demo._stats import Collector, checksum, histogram, percentile, results, text
+from pipework._executors import default_workers
 
-STAGES = ["ids", "fetch", "features", "score", "collect"]
-ROW = re.compile(r"^#\d+ (\S+)\s+(\w+(?: map)?)\s+(\d+)\s+(\d+)\s+(\d+)\s", re.MULTILINE)
-HEADER = re.compile(r"^pipework demo: .*, event loop: (\w+)$", re.MULTILINE)
-SUMMARY = re.compile(
-    r"^(\d+) items in [\d.]+ s, [\d,]+ items/s, checksum ([0-9a-f]{8})$", re.MULTILINE
+STAGES = ["records", "fetch", "preprocess", "classify", "sink"]
+ROW = re.compile(
+    r"^#\d+ (\S+)\s+(\w+(?: map(?:_batches)?)?)\s+(\d+)\s+(\d+)\s+(\d+)\s", re.MULTILINE
 )
+HEADER = re.compile(r"^pipework demo: .*, event loop: (\w+)$", re.MULTILINE)
+RECORDS = re.compile(r"^records   ([\d,]+) in [\d.]+ s: ([\d,.]+) records/s", re.MULTILINE)
+LATENCY = re.compile(
+    r"^latency   p50 ([\d,.]+) ms, p95 ([\d,.]+) ms, p99 ([\d,.]+) ms, max ([\d,.]+) ms",
+    re.MULTILINE,
+)
+BATCHES = re.compile(
+    r"^batches   ([\d,]+) model calls: mean ([\d.]+), p50 (\d+), max (\d+) records", re.MULTILINE
+)
+BIN = re.compile(r"^ +(\d+)(?:-(\d+))?  #* +([\d,]+)$", re.MULTILINE)
+ACCURACY = re.compile(r"^accuracy  ([\d.]+)% \(([\d,]+) of ([\d,]+) right\)", re.MULTILINE)
+CHECKSUM = re.compile(r"^checksum  ([0-9a-f]{8}) ", re.MULTILINE)
+
+FAST = ["--rate", "3000", "--no-progress"]  # a few records take a moment, not seconds
 
 
-def expected_checksum(count):
-    """The same functions in a plain loop: no HTTP, no JSON, no processes."""
-    return checksum(score(features(record(i))) for i in range(count))
+def number(text):
+    return float(text.replace(",", ""))
 
 
-def check_output(text, count):
-    rows = {name: (kind, int(i), int(o), int(f)) for name, kind, i, o, f in ROW.findall(text)}
-    assert list(rows) == STAGES, text
+@pytest.fixture(scope="module")
+def model():
+    return _digits.load_model()
+
+
+def expected_checksum(model, count):
+    """The same records and model in a plain loop: no HTTP, no JSON, no processes, no batches."""
+    digits = _digits.load()
+    predicted = []
+    for i in range(count):
+        position = i % len(digits.stream_labels)
+        record = {
+            "id": i,
+            "label": int(digits.stream_labels[position]),
+            "pixels": _digits.encode(digits.stream_images[position]),
+            "due": 0.0,
+            "served": 0.0,
+        }
+        predicted.append(_digits.classify_one(model, _digits.preprocess(record)).digit)
+    return checksum(predicted)
+
+
+def figures(out, count, warmups):
+    """Check the report and the figures every run prints; return the batch sizes seen."""
+    rows = {name: (kind, int(i), int(o), int(f)) for name, kind, i, o, f in ROW.findall(out)}
+    assert list(rows) == STAGES, out
     assert rows["fetch"][0] == "async map"
-    assert rows["features"][0] == "process map"
-    for name in STAGES:
-        assert rows[name][1:] == (count, count, 0), (name, text)
-    summary = SUMMARY.search(text)
-    assert summary is not None, text
-    assert int(summary[1]) == count
-    assert summary[2] == expected_checksum(count)
-
-
-def test_checksum_tells_runs_apart():
-    assert expected_checksum(40) == expected_checksum(40)
-    assert expected_checksum(40) != expected_checksum(39)
-    scores = [score(features(record(i))) for i in range(3)]
-    assert checksum(scores) != checksum(reversed(scores))
+    assert rows["preprocess"][0] == "process map"
+    for name in STAGES:  # the warm-up records go through every stage too
+        assert rows[name][1:] == (count + warmups, count + warmups, 0), (name, out)
+    records = RECORDS.search(out)
+    assert records is not None, out
+    assert number(records[1]) == count
+    assert number(records[2]) > 0
+    latency = LATENCY.search(out)
+    assert latency is not None, out
+    p50, p95, p99, worst = map(number, latency.groups())
+    assert 0 < p50 <= p95 <= p99 <= worst
+    accuracy = ACCURACY.search(out)
+    assert accuracy is not None, out
+    assert number(accuracy[3]) == count
+    assert number(accuracy[1]) > 90
+    batches = BATCHES.search(out)
+    assert batches is not None, out
+    calls, mean, _, largest = map(number, batches.groups())
+    assert math.isclose(mean, count / calls, abs_tol=0.05)
+    bins = [
+        (int(low), int(high or low), int(n.replace(",", ""))) for low, high, n in BIN.findall(out)
+    ]
+    assert sum(n for _, _, n in bins) == calls
+    assert bins[-1][1] == largest
+    return rows, largest
 
 
 def loop_in(text):
@@ -51,34 +111,64 @@ def loop_in(text):
     return header[1]
 
 
+# The command -----------------------------------------------------------------
+
+
 @pytest.mark.parametrize("loop", LOOPS)
-def test_demo_in_process(loop, capsys):
-    argv = ["demo", "--count", "40", "--workers", "2", "--concurrency", "4", "--loop", loop]
+def test_demo_in_process(loop, model, capsys):
+    argv = ["demo", "--count", "120", "--workers", "1", "--max-batch", "8", *FAST, "--loop", loop]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert out.startswith("pipework demo: 40 records from http://127.0.0.1:")
+    assert out.startswith("pipework demo: 120 digit images from http://127.0.0.1:")
     assert loop_in(out) == loop
-    check_output(out, 40)
+    rows, largest = figures(out, 120, warmups=1)
+    assert rows["classify"][0] == "process map_batches"
+    assert 1 <= largest <= 8
+    assert "stopped early" not in out
+    assert CHECKSUM.search(out)[1] == expected_checksum(model, 120)
 
 
-@pytest.mark.parametrize("loop", LOOPS)
-def test_loop_may_be_named_before_the_command(loop, capsys):
-    assert main(["--loop", loop, "demo", "--count", "3", "--workers", "1"]) == 0
+def test_no_batch_classifies_one_record_per_call(model, capsys):
+    assert main(["demo", "--count", "40", "--workers", "2", "--no-batch", *FAST]) == 0
     out = capsys.readouterr().out
-    assert loop_in(out) == loop
-    check_output(out, 3)
+    assert "classified one at a time" in out
+    rows, largest = figures(out, 40, warmups=2)
+    assert rows["classify"][0] == "process map"
+    assert largest == 1
+    assert BATCHES.search(out)[1] == "40"  # 40 model calls for 40 records
+    assert CHECKSUM.search(out)[1] == expected_checksum(model, 40)  # batching changes nothing
+
+
+def test_max_rate_with_a_duration_stops_on_time(capsys):
+    argv = ["demo", "--rate", "max", "--duration", "0.5", "--workers", "1", "--no-progress"]
+    started = time.monotonic()
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "for 0.5 s from" in out
+    assert "as fast as they go" in out
+    assert "stopped early" not in out  # the timer is not a signal
+    count = int(number(RECORDS.search(out)[1]))
+    assert count > 0
+    figures(out, count, warmups=1)
+    assert time.monotonic() - started < 60  # it ended, long before the test's timeout
+
+
+def test_loop_may_be_named_before_the_command(capsys):
+    loop = LOOPS[-1]
+    assert main(["--loop", loop, "demo", "--count", "3", "--workers", "1", *FAST]) == 0
+    assert loop_in(capsys.readouterr().out) == loop
 
 
 def test_the_loop_named_after_the_command_wins(capsys):
     other = LOOPS[-1]
-    argv = ["--loop", "asyncio", "demo", "--count", "3", "--workers", "1", "--loop", other]
+    argv = ["--loop", "asyncio", "demo", "--count", "3", "--workers", "1", *FAST, "--loop", other]
     assert main(argv) == 0
     assert loop_in(capsys.readouterr().out) == other
 
 
-def test_demo_as_module():
+def test_demo_as_module(model):
     done = subprocess.run(
-        [sys.executable, "-m", "pipework", "demo", "--count", "50"],
+        [sys.executable, "-m", "pipework", "demo", "--count", "50", "--rate", "1000"],
         capture_output=True,
         text=True,
         timeout=100,
@@ -87,16 +177,32 @@ def test_demo_as_module():
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert loop_in(done.stdout) == LOOPS[-1]  # uvloop, by default, where it is installed
-    check_output(done.stdout, 50)
+    figures(done.stdout, 50, warmups=default_workers())  # one warm-up record per worker
+    assert CHECKSUM.search(done.stdout)[1] == expected_checksum(model, 50)
 
 
 @pytest.mark.parametrize(
     "argv",
     [
         [],
+        ["nonsense"],
         ["demo", "--count", "0"],
         ["demo", "--workers", "two"],
-        ["nonsense"],
+        ["demo", "--rate", "0"],
+        ["demo", "--rate", "-5"],
+        ["demo", "--rate", "nan"],
+        ["demo", "--rate", "inf"],
+        ["demo", "--rate", "fast"],
+        ["demo", "--duration", "0"],
+        ["demo", "--duration", "-1"],
+        ["demo", "--count", "10", "--duration", "5"],
+        ["demo", "--max-batch", "0"],
+        ["demo", "--max-batch", "2.5"],
+        ["demo", "--max-wait", "-0.01"],
+        ["demo", "--max-wait", "11"],
+        ["demo", "--no-batch", "--max-batch", "8"],
+        ["demo", "--no-batch", "--max-wait", "0.01"],
+        ["demo", "--concurrency", "0"],
         ["demo", "--loop", "trio"],
         ["--loop", "Uvloop", "demo"],
     ],
@@ -108,8 +214,16 @@ def test_bad_arguments_exit_with_usage(argv, capsys):
     assert "usage: pipework" in capsys.readouterr().err
 
 
+def test_without_scikit_learn_it_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # what `import sklearn` sees without it
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--count", "3"])
+    assert exited.value.code == 2
+    assert "pip install 'pipework[demo]'" in capsys.readouterr().err
+
+
 def test_asking_for_uvloop_without_it_exits_with_usage(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "uvloop", None)  # what `import uvloop` sees without it
+    monkeypatch.setitem(sys.modules, "uvloop", None)
     with pytest.raises(SystemExit) as exited:
         main(["demo", "--count", "3", "--loop", "uvloop"])
     assert exited.value.code == 2
@@ -120,7 +234,154 @@ def test_asking_for_uvloop_without_it_exits_with_usage(monkeypatch, capsys):
 
 def test_without_uvloop_the_default_loop_is_asyncio(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "uvloop", None)
-    assert main(["demo", "--count", "3", "--workers", "1"]) == 0
-    out = capsys.readouterr().out
-    assert loop_in(out) == "asyncio"
-    check_output(out, 3)
+    assert main(["demo", "--count", "3", "--workers", "1", *FAST]) == 0
+    assert loop_in(capsys.readouterr().out) == "asyncio"
+
+
+def test_options_count_records_by_count_or_duration():
+    assert DemoOptions(count=7).records() == 7
+    assert DemoOptions(rate=100, duration=2.5).records() == 250
+    assert DemoOptions(rate=None, duration=3).records() is None
+    assert DemoOptions(rate=None, duration=3).timer() == 3
+    assert DemoOptions(rate=100, duration=3).timer() is None
+
+
+# The parts -------------------------------------------------------------------
+
+
+async def test_server_serves_each_record_when_it_is_due():
+    digits = _digits.load()
+    server = RecordServer(digits, rate=50.0)
+    async with server.running() as base, aiohttp.ClientSession(base) as session:
+
+        async def get(path):
+            async with session.get(path) as response:
+                response.raise_for_status()
+                return await response.json()
+
+        first, tenth = await asyncio.gather(get("/records/0"), get("/records/10"))
+    assert tenth["due"] - first["due"] == pytest.approx(10 / 50)
+    for body in (first, tenth):
+        assert body["served"] >= body["due"]  # never early
+    position = 10 % len(digits.stream_labels)
+    assert tenth["label"] == digits.stream_labels[position]
+    assert tenth["pixels"] == _digits.encode(digits.stream_images[position])
+    assert server.served == 2
+
+
+async def test_a_record_asked_for_late_keeps_its_due_time():
+    """Latency counts from the schedule, so a pipeline that falls behind shows it."""
+    server = RecordServer(_digits.load(), rate=1000.0)
+    async with server.running() as base, aiohttp.ClientSession(base) as session:
+        async with session.get("/records/0") as response:
+            first = await response.json()
+        await asyncio.sleep(0.2)
+        async with session.get("/records/1") as response:
+            late = await response.json()
+    assert late["due"] == pytest.approx(first["due"] + 0.001)
+    assert late["served"] - late["due"] > 0.15  # the wait is the pipeline's, and counted
+
+
+async def test_warmup_records_are_off_the_schedule():
+    server = RecordServer(_digits.load(), rate=1.0)
+    async with (
+        server.running() as base,
+        aiohttp.ClientSession(base) as session,
+        session.get("/warmup/0") as response,
+    ):
+        warm = await response.json()
+    assert warm["id"] < 0
+    assert server.started is None  # the schedule starts with the first record proper
+
+
+def test_deskew_makes_a_slanted_stroke_upright():
+    slanted = np.zeros((8, 8))
+    for row in range(8):
+        slanted[row, 1 + row // 2 + 1] = 1.0  # leans right as it goes down
+    upright = _digits.deskew(slanted)
+    columns = (upright * np.arange(8)).sum(axis=1) / upright.sum(axis=1)
+    assert np.ptp(columns) < np.ptp((slanted * np.arange(8)).sum(axis=1)) / 2
+    assert upright.sum() == pytest.approx(slanted.sum(), rel=0.2)
+    blank = np.zeros((8, 8))
+    assert (_digits.deskew(blank) == blank).all()
+
+
+def test_batched_and_single_calls_predict_alike(model):
+    digits = _digits.load()
+    samples = [
+        _digits.Sample(_digits.Meta(i, 0, 0.0, 0.0, 0.0), _digits.features(image / 16))
+        for i, image in enumerate(digits.stream_images[:20].astype(float))
+    ]
+    batched = _digits.classify_batch(model, samples)
+    alone = [_digits.classify_one(model, sample) for sample in samples]
+    assert [p.digit for p in batched] == [p.digit for p in alone]
+    assert {p.size for p in batched} == {20}
+    assert len({p.batch for p in batched}) == 1
+    assert len({p.batch for p in alone}) == 20
+
+
+def prediction(index, label, digit, *, batch, size, due):
+    meta = _digits.Meta(index, label, due, due, due + 0.004)
+    return _digits.Prediction(meta, digit, batch, size, 0.005, due + 0.01)
+
+
+def test_collector_measures_from_due_time_and_skips_the_warmup():
+    collector = Collector(warmups=1)
+    assert not collector.ready.is_set()
+    collector(prediction(-1, 3, 3, batch=(1, 1), size=1, due=time.perf_counter()))
+    assert collector.ready.is_set()
+    now = time.perf_counter()
+    for i in range(10):
+        collector(prediction(i, i % 3, 0, batch=(1, 2 + i // 4), size=4, due=now - 0.1))
+    found = results(collector, started=now - 0.1)
+    assert found.records == 10
+    assert found.correct == 4  # labels 0 at indices 0, 3, 6 and 9
+    assert found.batch_sizes == (4, 4, 4)  # three calls, each named once
+    p50, p95, p99, worst = found.latency
+    assert 0.1 <= p50 <= p95 <= p99 <= worst < 10
+    assert found.split.upstream == (pytest.approx(0.004), pytest.approx(0.004))
+    assert found.split.waiting == (pytest.approx(0.006), pytest.approx(0.006))  # to call start
+    assert 0.08 < found.split.back[0] <= p50  # call end to sink: the rest of the 0.1 s
+    assert "accuracy  40.0% (4 of 10 right)" in text(found, rate=100.0)
+
+
+def test_percentile_is_a_measured_value():
+    values = list(range(1, 101))
+    assert percentile(values, 0.5) == 50
+    assert percentile(values, 0.99) == 99
+    assert percentile(values, 1.0) == 100
+    assert percentile([7.0], 0.99) == 7.0
+    assert math.isnan(percentile([], 0.5))
+
+
+def test_histogram_bins_double_and_stop_at_the_largest():
+    lines = histogram([1, 1, 2, 3, 5, 12])
+    labels = [line.split()[0] for line in lines]
+    assert labels == ["1", "2-3", "4-7", "8-12"]
+    assert [int(line.split()[-1]) for line in lines] == [2, 2, 1, 1]
+    assert histogram([]) == []
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+async def test_progress_draws_one_line_on_a_terminal_and_lines_otherwise(monkeypatch):
+    from pipework._demo import _progress
+
+    monkeypatch.setattr(_progress, "TTY_INTERVAL", 0.01)
+    monkeypatch.setattr(_progress, "LOG_INTERVAL", 0.01)
+    for out in (Terminal(), io.StringIO()):
+        collector = Collector(warmups=0)
+        collector(prediction(0, 1, 1, batch=(1, 1), size=1, due=time.perf_counter() - 0.02))
+        async with Progress(collector, total=5, out=out).shown():
+            await asyncio.sleep(0.1)
+        written = out.getvalue()
+        assert "1/5 records" in written
+        if isinstance(out, Terminal):
+            assert "\n" not in written
+            assert written.endswith("\r\033[K")  # wiped, so the report starts clean
+        else:
+            assert "\r" not in written
+            assert written.count("\n") >= 2

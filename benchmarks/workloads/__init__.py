@@ -1,6 +1,7 @@
 """The workloads, one module each; `WORKLOADS` maps a letter to its ``run``.
 
-(a) to (f) are the workloads of issue 3; (g) kills workers while a stage runs (issue 4).
+(a) to (f) are the workloads of issue 3; (g) kills workers while a stage runs (issue 4);
+(h) runs the demo under load, batched and not (the main job).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Callable
 
 from ..report import Section
 from ..session import Session
-from . import arrays, chaos, latency, memory, overhead, pipeline, scaling
+from . import arrays, chaos, latency, memory, overhead, pipeline, scaling, serving
 
 WORKLOADS: dict[str, Callable[[Session], Section]] = {
     "a": overhead.run,
@@ -19,4 +20,5 @@ WORKLOADS: dict[str, Callable[[Session], Section]] = {
     "e": memory.run,
     "f": latency.run,
     "g": chaos.run,
+    "h": serving.run,
 }

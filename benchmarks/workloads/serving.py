@@ -1,0 +1,392 @@
+"""(h) The demo under load: its latency at 25%, 50% and 90% of its capacity, batched or not."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..probe import NotAvailable, run_probe
+from ..report import Section, Table, Target, na, ratio, seconds
+from ..session import Session
+
+LOADS = (0.25, 0.5, 0.9)  # shares of a mode's closed-loop throughput, offered open-loop
+CLOSED_SECONDS = 5.0  # a closed-loop run takes records for this long after its warm-up
+OPEN_SECONDS = 6.0  # an open-loop run asks for this many seconds of records at its rate
+SUSTAINED = 0.95  # a run sustains its offered rate if it delivers at least this share of it
+BUDGETS = (0.025, 0.05, 0.1, 0.25, 1.0)  # p99 budgets, seconds, for the gain from batching
+SLO = 0.1  # the p99 budget the target of a 3x gain is judged at
+MODES = {True: "batched", False: "one by one"}
+
+ABOUT = """\
+The pipeline of `python -m pipework demo`, whole: an embedded aiohttp server streams
+handwritten digits (scikit-learn's bundled set) over loopback; the pipeline fetches them
+(64 requests in flight), preprocesses each on a process stage (decode, normalise, deskew),
+classifies them on a second process stage with a random forest of {trees} trees trained by
+`setup=` in each worker, and measures each record at the sink. "batched" classifies with
+`map_batches(max_size={max_batch}, max_wait={max_wait:g})`; "one by one" with a plain
+process `map`, one model call per record. Both stages have {workers} workers, on the same
+{cores} cores as the event loop that runs the server, the fetches and the sink.
+
+**Closed loop**, for capacity: the server answers each request at once, so the pipeline
+sets the pace; it takes records for {closed:g} s after its warm-up. **Open loop**, for
+latency: the server makes record *i* due at *i*/rate seconds and answers its request then,
+whether or not the pipeline is ready for it, as an outside source would; each mode is
+offered 25%, 50% and 90% of its own closed-loop throughput, for {open:g} s of records.
+
+**Latency** is per record, from the moment it was due at the server to the moment its
+prediction reached the sink (one clock: server and sink share a process). A record that
+the pipeline was too busy to ask for on time counts the wait, so an overloaded run shows
+its queue rather than hiding it (no coordinated omission). In a closed loop a record is
+due when it is asked for, so its latency includes the wait in the pipeline's full
+channels, not a latency a user would see. Each run first sends {warm} warm-up records
+through every stage and starts the schedule once they reach the sink, so start-up (workers
+starting, models training) is not counted; the table's notes say how long it took.
+
+**Gain from batching at equal p99**: for a p99 budget, the highest offered rate each mode
+sustained (delivered ≥ {sustained:.0%} of it) with p99 within the budget, among the rates
+measured; the gain is their ratio. With three rates per mode this is coarse: each mode's
+true limit lies between the highest rate that met the budget and the next one measured (or
+its closed-loop throughput), so the tables give the least and the most the gain can be.
+The target of a 3x gain is judged at a budget of {slo}, a common one for a request that a
+person waits on, and well above what batching adds by design (up to `max_wait` of waiting
+plus a model call); under budgets close to that, batching with this `max_wait` cannot meet
+them at any rate, and one by one at a low rate is the faster choice (the table shows where).
+**Batch service time** is the time one model call took inside its worker (median), at the
+same load. One run per row ({rounds} round), so rows move by tens of percent from run to
+run on this shared machine; the ratios between modes move less."""
+
+
+@dataclass(frozen=True)
+class Run:
+    batch: bool
+    load: float | None  # None: closed loop
+    offered: float | None  # records/s; None: closed loop
+    found: dict[str, Any] | NotAvailable
+
+    @property
+    def ok(self) -> dict[str, Any] | None:
+        return self.found if isinstance(self.found, dict) else None
+
+    def sustained(self) -> bool:
+        found = self.ok
+        if found is None or self.offered is None:
+            return False
+        return bool(found["throughput"] >= SUSTAINED * self.offered)
+
+
+# In the measuring process -------------------------------------------------
+
+
+def serve(
+    *, batch: bool, rate: float | None, seconds: float, max_batch: int, max_wait: float
+) -> dict[str, Any]:
+    """Run the demo once, quietly, and return its figures (runs in a `cell` child)."""
+    import pipework
+    from pipework._demo import DemoOptions
+    from pipework._demo._job import run_job
+    from pipework._loop import running_loop_name
+
+    options = DemoOptions(
+        count=None if rate is None else max(1, round(rate * seconds)),
+        rate=rate,
+        duration=seconds,
+        max_batch=max_batch,
+        max_wait=max_wait,
+        batch=batch,
+        progress=False,
+    )
+
+    async def measure() -> tuple[Any, str]:
+        return await run_job(options, say=False), running_loop_name()
+
+    outcome, loop = pipework.run(measure)
+    found = outcome.results
+    p50, p95, p99, worst = found.latency
+    return {
+        "records": found.records,
+        "throughput": found.throughput,
+        "p50": p50,
+        "p95": p95,
+        "p99": p99,
+        "max": worst,
+        "mean_batch": found.mean_batch,
+        "largest_batch": max(found.batch_sizes, default=0),
+        "call_p50": found.batch_seconds[0],
+        "call_p99": found.batch_seconds[1],
+        **{
+            f"{part}_{q}": value
+            for part, pair in found.split._asdict().items()
+            for q, value in zip(("p50", "p99"), pair, strict=True)
+        },
+        "accuracy": found.accuracy,
+        "warmup": outcome.warmup_seconds,
+        "loop": loop,
+    }
+
+
+# In the parent --------------------------------------------------------------
+
+
+def run(session: Session) -> Section:
+    from pipework._demo import _digits
+    from pipework._demo._options import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT
+    from pipework._executors import default_workers
+
+    settings = session.settings
+    scale = 0.4 if settings.quick else 1.0
+    closed, open_ = CLOSED_SECONDS * scale, OPEN_SECONDS * scale
+    workers = default_workers()
+    about = ABOUT.format(
+        trees=_digits.TREES,
+        max_batch=DEFAULT_MAX_BATCH,
+        max_wait=DEFAULT_MAX_WAIT,
+        workers=workers,
+        cores=workers,
+        closed=closed,
+        open=open_,
+        warm=workers,
+        sustained=SUSTAINED,
+        slo=f"p99 ≤ {SLO * 1000:g} ms",
+        rounds=1,
+    )
+    section = Section("h", "The demo under load: latency and batching", about, rounds=1)
+    if not session.wants("pipework"):
+        return section
+
+    def probe(batch: bool, rate: float | None, length: float) -> dict[str, Any] | NotAvailable:
+        kwargs = {
+            "batch": batch,
+            "rate": rate,
+            "seconds": length,
+            "max_batch": DEFAULT_MAX_BATCH,
+            "max_wait": DEFAULT_MAX_WAIT,
+        }
+        target = "benchmarks.workloads.serving:serve"
+        return run_probe(target, kwargs, timeout=settings.timeout)  # type: ignore[no-any-return]
+
+    runs = [Run(batch, None, None, probe(batch, None, closed)) for batch in MODES]
+    capacity = {r.batch: r.ok["throughput"] for r in runs if r.ok is not None}
+    for load in LOADS:  # the modes take turns, so drift hits both alike
+        for batch, most in capacity.items():
+            runs.append(Run(batch, load, load * most, probe(batch, load * most, open_)))
+    section.tables.append(_runs_table(runs))
+    section.tables.append(_gain_table(runs))
+    section.tables.append(_split_table(runs))
+    section.targets += [_gain_target(runs), _latency_target(runs, DEFAULT_MAX_WAIT)]
+    return section
+
+
+def _load(value: float | None) -> str:
+    return "closed loop" if value is None else f"{value:.0%}"
+
+
+def _ms(value: float | None) -> str:
+    return seconds(value)
+
+
+RUN_HEADERS = [
+    "mode",
+    "load",
+    "offered/s",
+    "records/s",
+    "p50",
+    "p95",
+    "p99",
+    "max",
+    "mean batch",
+    "model call p50",
+    "p99",
+    "accuracy",
+]
+
+
+def _runs_table(runs: list[Run]) -> Table:
+    rows = []
+    for run in runs:
+        found = run.found
+        offered = "-" if run.offered is None else f"{run.offered:,.0f}"
+        if isinstance(found, NotAvailable):
+            blank = [""] * (len(RUN_HEADERS) - 4)
+            rows.append([MODES[run.batch], _load(run.load), offered, na(found), *blank])
+            continue
+        rows.append(
+            [
+                MODES[run.batch],
+                _load(run.load),
+                offered,
+                f"{found['throughput']:,.0f}" + _behind(run),
+                *(_ms(found[key]) for key in ("p50", "p95", "p99", "max")),
+                f"{found['mean_batch']:.1f}",
+                _ms(found["call_p50"]),
+                _ms(found["call_p99"]),
+                f"{found['accuracy']:.1%}",
+            ]
+        )
+    loops = sorted({run.ok["loop"] for run in runs if run.ok is not None})
+    warmups = [run.ok["warmup"] for run in runs if run.ok is not None]
+    notes = [
+        (
+            "records/s: records delivered over the time from the first one's due time to the "
+            "last one's arrival at the sink; (**behind**) marks a run that delivered less than "
+            f"{SUSTAINED:.0%} of the rate offered. Model call: the time one call of the model "
+            "took in its worker, median and p99."
+        ),
+        f"Event loop: {', '.join(loops) or '-'}. Warm-up per run (not counted): "
+        + (f"{min(warmups):.1f} to {max(warmups):.1f} s." if warmups else "-"),
+    ]
+    title = "Each mode, closed loop, then offered 25%, 50% and 90% of that"
+    return Table(title, RUN_HEADERS, rows, notes=notes)
+
+
+def _behind(run: Run) -> str:
+    return "" if run.load is None or run.sustained() else " (**behind**)"
+
+
+def _split_table(runs: list[Run]) -> Table:
+    rows = []
+    for run in runs:
+        found = run.ok
+        if found is None:
+            continue
+        rows.append(
+            [
+                MODES[run.batch],
+                _load(run.load),
+                *(
+                    f"{_ms(found[part + '_p50'])} / {_ms(found[part + '_p99'])}"
+                    for part in ("upstream", "waiting", "call", "back")
+                ),
+                f"{_ms(found['p50'])} / {_ms(found['p99'])}",
+            ]
+        )
+    headers = [
+        "mode",
+        "load",
+        "fetch and preprocess",
+        "waiting to be classified",
+        "model call",
+        "model call to sink",
+        "whole",
+    ]
+    notes = [
+        (
+            "p50 / p99 of each part. Fetch and preprocess: from due at the server to the end "
+            "of preprocessing in its worker (the wait at the server, the fetch, the preprocess "
+            "stage). Waiting to be classified: from there to the start of the model call (the "
+            "batch filling up, a free worker, the trips between). Model call to sink: the "
+            "results' way back to the parent, the wait for earlier records (output keeps input "
+            "order) and the sink. Model call times are per call, the others per record; p99s "
+            "of parts do not add up to the whole's. Times taken in workers and in the parent "
+            "compare because `time.perf_counter` is one system-wide clock on Linux."
+        )
+    ]
+    return Table("Where a record's time goes", headers, rows, notes=notes)
+
+
+def best_within(runs: list[Run], budget: float, *, batch: bool) -> Run | None:
+    """The run of mode ``batch`` at the highest offered rate it sustained with p99 in ``budget``."""
+    fits = [
+        run
+        for run in runs
+        if run.batch == batch and run.sustained() and run.ok is not None and run.ok["p99"] <= budget
+    ]
+    return max(fits, key=lambda run: run.offered or 0.0, default=None)
+
+
+def ceiling(runs: list[Run], best: Run) -> float | None:
+    """The least rate above ``best``'s that its mode was measured at and did not meet the budget.
+
+    ``best`` is the highest rate its mode met the budget at, so every higher
+    rate measured missed it; with none measured, the mode's closed-loop
+    throughput, which no offered rate can exceed.
+    """
+    above = [
+        run.offered
+        for run in runs
+        if run.batch == best.batch and run.offered and best.offered and run.offered > best.offered
+    ]
+    if above:
+        return min(above)
+    closed = next((run.ok for run in runs if run.batch == best.batch and run.load is None), None)
+    return None if closed is None else float(closed["throughput"])
+
+
+def gain_between(runs: list[Run], budget: float) -> tuple[float, float, float] | None:
+    """The gain at ``budget``: as measured, and the least and most it can be between rates."""
+    batched = best_within(runs, budget, batch=True)
+    alone = best_within(runs, budget, batch=False)
+    if batched is None or alone is None or not batched.offered or not alone.offered:
+        return None
+    low, high = ceiling(runs, alone), ceiling(runs, batched)
+    return (
+        batched.offered / alone.offered,
+        batched.offered / low if low else math.nan,
+        high / alone.offered if high else math.nan,
+    )
+
+
+def _gain_table(runs: list[Run]) -> Table:
+    rows = []
+    for budget in _budgets(runs):
+        batched = best_within(runs, budget, batch=True)
+        alone = best_within(runs, budget, batch=False)
+        gain = gain_between(runs, budget)
+        if gain is not None:
+            found = f"{ratio(gain[0])} ({ratio(gain[1])} to {ratio(gain[2])})"
+        else:
+            found = "batched only" if batched else "-"
+        rows.append([f"p99 ≤ {_ms(budget)}", _rate(batched), _rate(alone), found])
+    headers = [
+        "p99 budget",
+        "batched sustains",
+        "one by one sustains",
+        "gain from batching (least to most)",
+    ]
+    notes = [
+        (
+            "Budgets: a fixed ladder, and the p99 the one-by-one mode had at each load it "
+            "sustained (so each of its rows is compared with batching at its own p99)."
+        )
+    ]
+    return Table("Highest offered rate sustained within a p99 budget", headers, rows, notes=notes)
+
+
+def _budgets(runs: list[Run]) -> list[float]:
+    own = [run.ok["p99"] for run in runs if not run.batch and run.sustained() and run.ok]
+    return sorted({*BUDGETS, *own})
+
+
+def _rate(run: Run | None) -> str:
+    if run is None or run.offered is None:
+        return "none measured"
+    return f"{run.offered:,.0f}/s ({_load(run.load)})"
+
+
+def _gain_target(runs: list[Run]) -> Target:
+    """Batched over one by one: the highest rates each sustained within the p99 budget `SLO`."""
+    measure = f"demo: throughput with batching ÷ one by one, at the same p99 (≤ {_ms(SLO)})"
+    wanted = "≥ 3x"
+    batched = best_within(runs, SLO, batch=True)
+    alone = best_within(runs, SLO, batch=False)
+    gain = gain_between(runs, SLO)
+    if gain is None or batched is None or alone is None:
+        found = f"batched: {_rate(batched)}; one by one: {_rate(alone)}"
+        return Target(measure, wanted, found, met=None if batched else False)
+    measured = (
+        f"{ratio(gain[0])}: {_rate(batched)} batched vs {_rate(alone)} one by one; "
+        f"between the rates measured, {ratio(gain[1])} to {ratio(gain[2])}"
+    )
+    return Target(measure, wanted, measured, met=gain[0] >= 3.0)
+
+
+def _latency_target(runs: list[Run], max_wait: float) -> Target:
+    measure = "demo at 50% load, batched: p99 latency"
+    wanted = "≤ max_wait + 2x the batch service time (a model call's median)"
+    half = next((run for run in runs if run.batch and run.load == 0.5 and run.ok), None)
+    if half is None or half.ok is None:
+        return Target(measure, wanted, "not measured", met=None)
+    service = half.ok["call_p50"]
+    bound = max_wait + 2 * service
+    measured = f"p99 {_ms(half.ok['p99'])} vs {_ms(bound)} ({_ms(max_wait)} + 2 x {_ms(service)})"
+    return Target(measure, wanted, measured, met=half.ok["p99"] <= bound)

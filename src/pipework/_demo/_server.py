@@ -1,0 +1,99 @@
+"""The demo's embedded HTTP server: a stream of digit records, served on a schedule.
+
+Record ``i`` is due ``i / rate`` seconds after the first record is asked
+for, and a request for it waits until then: the server sets the pace, as an
+outside source of data would, and the client asks ahead (many requests in
+flight) so that each record is in hand as soon as it is due. With no rate,
+each record is due when it is asked for: the client sets the pace, and the
+pipeline runs as fast as it can (a closed loop).
+
+Each response carries when its record was due and when it was served, as
+`time.perf_counter` readings: server and pipeline share one process, so one
+clock. Warm-up records (``/warmup/{k}``) are served at once, off the
+schedule, so the pipeline's workers can start before the clock does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from ._digits import Digits, Record, encode
+
+
+class RecordServer:
+    """Serves ``/records/{i}`` at ``rate`` records a second, and counts what it served."""
+
+    def __init__(self, digits: Digits, rate: float | None) -> None:
+        """Serve the stream part of ``digits``; ``rate=None`` serves each record when asked."""
+        self._digits = digits
+        self._rate = rate
+        self._pixels = [encode(image) for image in digits.stream_images]
+        self._warm_pixels = [encode(image) for image in digits.train_images]
+        self.started: float | None = None
+        """When the first record was asked for: the schedule's time zero."""
+        self.served = 0
+
+    def due(self, index: int) -> float:
+        """When record ``index`` is due, on the schedule that starts at the first request."""
+        now = time.perf_counter()
+        if self.started is None:
+            self.started = now
+        if self._rate is None:
+            return now
+        return self.started + index / self._rate
+
+    async def record(self, request: web.Request) -> web.Response:
+        """Answer with record ``index`` once it is due; its image repeats every 797 records."""
+        index = int(request.match_info["index"])
+        due = self.due(index)
+        # A loop's timers may wake a little early (uvloop rounds to the
+        # millisecond); a record is never served before it is due.
+        while (delay := due - time.perf_counter()) > 0:  # noqa: ASYNC110 - a deadline, not an event
+            await asyncio.sleep(delay)
+        position = index % len(self._pixels)
+        label = int(self._digits.stream_labels[position])
+        self.served += 1
+        return web.json_response(self._body(index, label, self._pixels[position], due))
+
+    async def warmup(self, request: web.Request) -> web.Response:
+        """Answer at once with a training image; its id is negative, so it is never counted."""
+        index = int(request.match_info["index"])
+        position = index % len(self._warm_pixels)
+        label = int(self._digits.train_labels[position])
+        now = time.perf_counter()
+        return web.json_response(self._body(-1 - index, label, self._warm_pixels[position], now))
+
+    @staticmethod
+    def _body(index: int, label: int, pixels: str, due: float) -> Record:
+        return {
+            "id": index,
+            "label": label,
+            "pixels": pixels,
+            "due": due,
+            "served": time.perf_counter(),
+        }
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[str]:
+        """Serve on a free loopback port while the block runs; yield the base URL.
+
+        Port 0 lets the system pick a free port, so runs never collide. The
+        server is torn down however the block ends.
+        """
+        app = web.Application()
+        app.router.add_get(r"/records/{index:\d+}", self.record)
+        app.router.add_get(r"/warmup/{index:\d+}", self.warmup)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            yield f"http://{host}:{port}"
+        finally:
+            await runner.cleanup()
