@@ -53,8 +53,10 @@ person waits on, and well above what batching adds by design (up to `max_wait` o
 plus a model call); under budgets close to that, batching with this `max_wait` cannot meet
 them at any rate, and one by one at a low rate is the faster choice (the table shows where).
 **Batch service time** is the time one model call took inside its worker (median), at the
-same load. One run per row ({rounds} round), so rows move by tens of percent from run to
-run on this shared machine; the ratios between modes move less."""
+same load. One run per row ({rounds} round), to keep the workload near two minutes, so rows
+move by tens of percent from run to run on this shared machine, and a verdict near its
+target can flip. A stall of the machine during a run (others share it) shows as a p99 far
+above the p95 in one row, and in every column of the split table at once."""
 
 
 @dataclass(frozen=True)
