@@ -103,6 +103,8 @@ def test_ctrl_c_stops_the_cli_demo_gracefully_and_it_still_reports():
     import subprocess
     import sys
 
+    pytest.importorskip("sklearn")  # the demo's model; in the dev extra, not in test
+
     demo = subprocess.Popen(
         [sys.executable, "-m", "pipework", "demo", "--count", "1000000", "--loop", "asyncio"],
         stdout=subprocess.PIPE,

@@ -88,7 +88,9 @@ async def _run_chunks(
 
     # Two chunks per worker keep each worker fed while its last result
     # travels back; the reorder window doubles that when output is ordered.
-    running = 2 * backend.capacity
+    # A batch function gets one batch per worker: a second would only wait
+    # in the worker's queue for a whole call, when it could be filling.
+    running = (1 if spec.op == "batch" else 2) * backend.capacity
     window = Window(
         inp,
         out,
