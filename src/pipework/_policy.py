@@ -181,10 +181,7 @@ class Policy:
         :raises Exception: ``error`` itself, with a note naming the stage and
             item, when the stage's policy is to raise and the run has no observer
         """
-        retry = self._retry
-        if retry is not None and attempt < retry.attempts and isinstance(error, retry.on):
-            self._stats.retried += 1
-            await anyio.sleep(retry.delay(attempt))
+        if await self._retried(error, attempt):
             return True
         self._stats.failed += 1
         annotate(error, self._label, index, item)
@@ -192,6 +189,15 @@ class Policy:
             raise error
         await self._record(Failure(self._label, index, describe_item(item), error, attempt))
         return False
+
+    async def _retried(self, error: Exception, attempt: int) -> bool:
+        """Wait the backoff and say yes, if ``retry=`` allows another try for ``error``."""
+        retry = self._retry
+        if retry is None or attempt >= retry.attempts or not isinstance(error, retry.on):
+            return False
+        self._stats.retried += 1
+        await anyio.sleep(retry.delay(attempt))
+        return True
 
     async def _record(self, failure: Failure) -> None:
         if len(self._stats.failures) < MAX_KEPT_FAILURES:
@@ -210,10 +216,7 @@ class Policy:
         retry tries the whole batch again; a failure for good is recorded, and
         given to the dead-letter handler, once per item.
         """
-        retry = self._retry
-        if retry is not None and attempt < retry.attempts and isinstance(error, retry.on):
-            self._stats.retried += 1
-            await anyio.sleep(retry.delay(attempt))
+        if await self._retried(error, attempt):
             return True
         self._stats.failed += len(items)
         if len(items) == 1:

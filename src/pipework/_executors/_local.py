@@ -46,11 +46,6 @@ class ProcessBackend:
         """How many chunks run at once: the number of workers."""
         return self._pool.capacity
 
-    @property
-    def deaths(self) -> int:
-        """How many workers died (or were killed) during the run."""
-        return self._pool.deaths
-
     async def run_chunk(
         self, op: Op, items: list[Any], *, tracked: bool = False, item_timeout: float | None = None
     ) -> Outcome:

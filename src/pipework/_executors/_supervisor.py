@@ -113,7 +113,6 @@ class SupervisedPool:
         self._accepting = True  # false once closing: no new calls
         self._closing = False  # true once the calls are done: no new workers
         self._background: set[asyncio.Task[None]] = set()
-        self.deaths = 0
 
     @property
     def capacity(self) -> int:
@@ -306,7 +305,6 @@ class SupervisedPool:
         if worker.retiring:
             self._in_background(self._reap(worker.process))
             return
-        self.deaths += 1
         call, worker.call = worker.call, None
         if not worker.ready and call is not None:
             self._pending.appendleft(call)  # not the call's fault: send it again

@@ -178,11 +178,9 @@ class _Chunks:
                 return await self._halves(batch)
         if isinstance(lost, ItemTimeoutError):
             return await self._before(batch, position, lost)
-        index = batch.index[position]
-        deaths = self._deaths[index] = self._deaths.get(index, 0) + 1
+        deaths = self._one_more_death(batch.index[position])
         if deaths < MAX_DEATHS:
             return await self._resume(batch, position)
-        del self._deaths[index]
         error = WorkerDiedError(
             f"the item killed {deaths} worker processes in a row; the last {lost}",
             exitcode=lost.exitcode,
@@ -195,12 +193,19 @@ class _Chunks:
         """Send a batch function's lost call again, whole, up to the same bound of deaths."""
         if isinstance(lost, ItemTimeoutError):
             return [], (0, lost)
-        index = batch.index[0]
+        if self._one_more_death(batch.index[0]) >= MAX_DEATHS:
+            return [], (0, lost)
+        step = await self.attempt(batch)
+        if step[1] is None:
+            self._deaths.pop(batch.index[0], None)  # it got through after all
+        return step
+
+    def _one_more_death(self, index: int) -> int:
+        """Count a death against the item at ``index``; forget it once the bound is reached."""
         deaths = self._deaths[index] = self._deaths.get(index, 0) + 1
-        if deaths < MAX_DEATHS:
-            return await self.attempt(batch)
-        del self._deaths[index]
-        return [], (0, lost)
+        if deaths >= MAX_DEATHS:
+            del self._deaths[index]
+        return deaths
 
     async def _before(self, batch: Batch[Any], position: int, error: Exception) -> Step:
         """Get results for the items before ``position``, then report ``error`` for it."""
