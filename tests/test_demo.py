@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import math
 import re
 import subprocess
@@ -23,7 +24,7 @@ from pipework.__main__ import main
 from pipework._demo import _digits
 from pipework._demo._options import DemoOptions
 from pipework._demo._progress import Progress
-from pipework._demo._server import RecordServer
+from pipework._demo._server import RecordServer, serve_elsewhere
 from pipework._demo._stats import Collector, checksum, histogram, percentile, results, text
 from pipework._executors import default_workers
 
@@ -292,6 +293,45 @@ async def test_warmup_records_are_off_the_schedule():
         warm = await response.json()
     assert warm["id"] < 0
     assert server.started is None  # the schedule starts with the first record proper
+
+
+async def test_the_server_in_a_process_of_its_own_serves_and_reports_its_schedule():
+    """The demo's server runs apart from the pipeline's loop; its clock is still comparable."""
+    async with serve_elsewhere(rate=100.0) as server:
+        assert server.started is None
+        async with aiohttp.ClientSession(server.base_url) as session:
+            async with session.get("/warmup/0") as response:
+                warm = await response.json()
+            before = time.perf_counter()
+            async with session.get("/records/3") as response:
+                record = await response.json()
+            after = time.perf_counter()
+    assert warm["id"] < 0
+    assert record["id"] == 3
+    # One system-wide clock: the child's readings fall between this process's.
+    assert before <= record["due"] - 3 / 100 <= after
+    assert record["due"] <= record["served"] <= after
+    assert server.started == pytest.approx(record["due"] - 3 / 100)
+    assert server.served == 1  # warm-up records are not counted
+
+
+async def test_the_server_process_ends_with_its_parent_pipe():
+    """Closing its standard input, as the death of the demo does, ends the server."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pipework._demo._server",
+        "-",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdin is not None
+    assert child.stdout is not None
+    url = (await asyncio.wait_for(child.stdout.readline(), 60)).decode().strip()
+    assert url.startswith("http://127.0.0.1:")
+    child.stdin.close()
+    assert await asyncio.wait_for(child.wait(), 10) == 0
+    assert json.loads(await child.stdout.readline()) == {"started": None, "served": 0}
 
 
 def test_deskew_makes_a_slanted_stroke_upright():

@@ -31,7 +31,7 @@ from .._shutdown import stop_on_signals
 from . import _digits
 from ._options import DemoOptions
 from ._progress import Progress
-from ._server import RecordServer
+from ._server import serve_elsewhere
 from ._stats import Collector, Results, results, text
 
 
@@ -98,8 +98,8 @@ async def run_job(options: DemoOptions, *, say: bool = True) -> Outcome:
     """
     warmups = options.workers or default_workers()
     collector = Collector(warmups)
-    server = RecordServer(_digits.load(), options.rate)
-    async with server.running() as base_url, stop_on_signals() as stop:
+    async with serve_elsewhere(options.rate) as server, stop_on_signals() as stop:
+        base_url = server.base_url
         if say:
             _say(header(options, base_url))
         pipeline = build(options, base_url, collector, warmups)

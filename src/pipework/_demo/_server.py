@@ -11,18 +11,33 @@ Each response carries when its record was due and when it was served, as
 `time.perf_counter` readings: server and pipeline share one process, so one
 clock. Warm-up records (``/warmup/{k}``) are served at once, off the
 schedule, so the pipeline's workers can start before the clock does.
+
+The demo runs the server in a process of its own (`serve_elsewhere`), as
+a real source of records is elsewhere: its work (a thousand responses a
+second) would otherwise share the pipeline's event loop, and its delays
+would be counted as the pipeline's. Its times are `time.perf_counter`
+readings, one system-wide monotonic clock on Linux, macOS and Windows, so
+the pipeline's process can compare them with its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from ._digits import Digits, Record, encode
+from .._loop import run
+from ._digits import Digits, Record, encode, load
+
+START_TIMEOUT = 60.0
+"""Seconds the server's process may take to start listening (it imports numpy and scikit-learn)."""
 
 
 class RecordServer:
@@ -97,3 +112,89 @@ class RecordServer:
             yield f"http://{host}:{port}"
         finally:
             await runner.cleanup()
+
+
+# In a process of its own ----------------------------------------------------
+
+
+@dataclass
+class Elsewhere:
+    """A server running in another process: where it listens, and, once it has stopped, its count.
+
+    :ivar base_url: the server's address, on loopback
+    :ivar started: when its first record proper was asked for (see `RecordServer.started`),
+        known once the server has stopped
+    :ivar served: the records it served, known once it has stopped
+    """
+
+    base_url: str
+    started: float | None = None
+    served: int = 0
+
+
+@contextlib.asynccontextmanager
+async def serve_elsewhere(rate: float | None) -> AsyncIterator[Elsewhere]:
+    """Run a `RecordServer` in a child process while the block runs.
+
+    The child says where it listens on its standard output, and serves until
+    its standard input ends, which also happens when this process dies, so it
+    never outlives the demo. It ignores Ctrl-C: a graceful stop lets the
+    pipeline finish the requests it has in flight.
+    """
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        __name__,
+        "-" if rate is None else repr(rate),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None  # noqa: S101 - both were asked for as pipes
+    assert process.stdout is not None  # noqa: S101
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)
+        if not line:
+            code = await process.wait()
+            msg = f"the demo's record server exited with status {code} before it listened"
+            raise RuntimeError(msg)
+        server = Elsewhere(line.decode().strip())
+        yield server
+        process.stdin.close()
+        summary = json.loads(await process.stdout.readline() or b"{}")
+        server.started = summary.get("started")
+        server.served = summary.get("served", 0)
+    finally:
+        if process.returncode is None:
+            process.stdin.close()
+            try:
+                await asyncio.wait_for(process.wait(), 5.0)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def _serve_until_told(rate: float | None) -> None:
+    """Serve, say where, and say what was served once standard input ends: the child's side."""
+    server = RecordServer(load(), rate)
+    async with server.running() as base_url:
+        _tell(base_url)
+        # Blocks in a thread until the parent closes the pipe or dies.
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    _tell(json.dumps({"started": server.started, "served": server.served}))
+
+
+def _tell(line: str) -> None:
+    """Write a line for the parent, which reads the child's standard output."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    """Run the server as the demo's child: ``python -m pipework._demo._server RATE|-``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    rate = None if sys.argv[1] == "-" else float(sys.argv[1])
+    run(_serve_until_told, rate)
+
+
+if __name__ == "__main__":
+    main()
