@@ -1,4 +1,4 @@
-"""FailFastGroup: the first failure cancels the rest and is raised as itself."""
+"""FailFastGroup and JobGroup: the first failure cancels the rest and is raised as itself."""
 
 from __future__ import annotations
 
@@ -8,23 +8,28 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from pipework._tasks import FailFastGroup
+from pipework._tasks import FailFastGroup, JobGroup
 
 
-async def test_tasks_that_succeed_all_finish():
+@pytest.fixture(params=[FailFastGroup, JobGroup])
+def Group(request):  # noqa: N802 - a class
+    return request.param
+
+
+async def test_tasks_that_succeed_all_finish(Group):  # noqa: N803
     done = []
 
     async def work(i):
         await anyio.lowlevel.checkpoint()
         done.append(i)
 
-    async with FailFastGroup() as group:
+    async with Group() as group:
         for i in range(5):
             group.spawn(work, i)
     assert sorted(done) == [0, 1, 2, 3, 4]
 
 
-async def test_first_error_is_raised_as_itself_and_siblings_are_cancelled():
+async def test_first_error_is_raised_as_itself_and_siblings_are_cancelled(Group):  # noqa: N803
     cancelled = []
 
     async def fail():
@@ -46,7 +51,7 @@ async def test_first_error_is_raised_as_itself_and_siblings_are_cancelled():
             raise RuntimeError("second")
 
     async def run_group():
-        async with FailFastGroup() as group:
+        async with Group() as group:
             group.spawn(sibling)
             group.spawn(fail_while_cancelled)
             group.spawn(fail)
@@ -74,7 +79,7 @@ async def test_cancel_stops_every_task_without_error():
     assert sorted(stopped) == [1, 2]
 
 
-async def test_cancellation_from_outside_propagates_as_cancellation():
+async def test_cancellation_from_outside_propagates_as_cancellation(Group):  # noqa: N803
     stopped = asyncio.Event()
     started = asyncio.Event()
 
@@ -86,7 +91,7 @@ async def test_cancellation_from_outside_propagates_as_cancellation():
             stopped.set()
 
     async def run_group():
-        async with FailFastGroup() as group:
+        async with Group() as group:
             group.spawn(forever)
 
     task = asyncio.create_task(run_group())
@@ -97,8 +102,63 @@ async def test_cancellation_from_outside_propagates_as_cancellation():
     assert stopped.is_set()
 
 
-async def test_cancel_scope_outside_the_group_is_honoured():
+async def test_cancel_scope_outside_the_group_is_honoured(Group):  # noqa: N803
     with anyio.move_on_after(0) as scope:
-        async with FailFastGroup() as group:
+        async with Group() as group:
             group.spawn(anyio.sleep_forever)
     assert scope.cancelled_caught
+
+
+async def test_a_failing_job_cancels_the_body_of_a_job_group():
+    """The body waits on something that never comes; the failure must still end the block."""
+    never = asyncio.Event()
+
+    async def fail():
+        await anyio.lowlevel.checkpoint()
+        raise KeyError("job")
+
+    async def run_group():
+        async with JobGroup() as group:
+            group.spawn(fail)
+            await never.wait()
+
+    with pytest.raises(KeyError, match="job"):
+        await run_group()
+
+
+async def test_an_error_in_the_body_of_a_job_group_cancels_its_jobs():
+    stopped = []
+    started = asyncio.Event()
+
+    async def forever():
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            stopped.append(True)
+
+    async def run_group():
+        async with JobGroup() as group:
+            group.spawn(forever)
+            await started.wait()
+            raise LookupError("body")
+
+    with pytest.raises(LookupError, match="body"):
+        await run_group()
+    assert stopped == [True]
+
+
+async def test_a_job_group_waits_for_jobs_started_by_jobs():
+    done = []
+
+    async def parent(group):
+        await anyio.lowlevel.checkpoint()
+        group.spawn(child)
+
+    async def child():
+        await anyio.sleep(0.01)
+        done.append(True)
+
+    async with JobGroup() as group:
+        group.spawn(parent, group)
+    assert done == [True]

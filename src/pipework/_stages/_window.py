@@ -26,7 +26,7 @@ import anyio
 from .._batch import Batch
 from .._channel import Channel
 from .._report import StageStats
-from .._tasks import FailFastGroup
+from .._tasks import JobGroup
 
 Job = Callable[[Batch[Any]], Awaitable[Batch[Any]]]
 
@@ -72,7 +72,7 @@ class Window:
 
     async def run(self) -> None:
         """Take input until it ends, running jobs; return once all are emitted."""
-        async with FailFastGroup() as group:
+        async with JobGroup() as group:
             seq = 0
             while True:
                 await self._unemitted.acquire()
