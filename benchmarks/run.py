@@ -151,7 +151,7 @@ def document(sections: list[Section], settings: Settings, kind: str, minutes: fl
         "",
         METHOD,
         "",
-        "## Issue 3 targets",
+        "## Targets",
         "",
     ]
     targets = [target for section in sections for target in section.targets]
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     sections = [run_workload(session, key) for key in args.only]
     minutes = (time.perf_counter() - start) / 60
     targets = [target for section in sections for target in section.targets]
-    print("#### Issue 3 targets\n\n" + targets_table(targets).markdown())
+    print("#### Targets\n\n" + targets_table(targets).markdown())
     if args.update_docs and not full_run(args):
         page = update_docs(sections, settings, describe(args))
         print(f"updated {page} in {minutes:.1f} minutes", file=sys.stderr)
