@@ -127,7 +127,6 @@ class Fetcher(Generic[T_co]):
             request = Request(request)
         method = (request.method or self._settings.method).upper()
         session = self._open_session()
-        url = str(_full_url(session, request.url))
         attempt = 0
         while True:
             attempt += 1
@@ -138,11 +137,12 @@ class Fetcher(Generic[T_co]):
             if delay is None:
                 self._failed += 1
                 reason = outcome.reason + self._not_retried(outcome, method, attempt)
+                url = str(_full_url(session, request.url))
                 raise HTTPError(method, url, attempt, reason, outcome.status) from outcome.error
             logger.info(
                 "retrying %s %s in %.3f s (attempt %d of %d failed: %s)",
                 method,
-                url,
+                _full_url(session, request.url),
                 delay,
                 attempt,
                 self._settings.retry.attempts,
@@ -205,8 +205,10 @@ class Fetcher(Generic[T_co]):
         if self._limiter is not None:
             await self._limiter.acquire()
         self._requests += 1
-        headers = CIMultiDict(settings.headers)
-        headers.update(request.headers or {})
+        headers = None
+        if settings.headers or request.headers:  # most calls have none: no dict to build
+            headers = CIMultiDict(settings.headers)
+            headers.update(request.headers or {})
         try:
             return await session.request(
                 method,
