@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from pipework._batch import Batch
-from pipework._channel import Channel, ChannelClosedError, WouldBlockError
+from pipework._channel import Channel, ChannelClosedError, WouldBlockError, take_until
 
 
 def batch(items, start=0):
@@ -206,3 +206,43 @@ def test_peak_is_the_most_items_held_at_once():
     ch.take_nowait()
     assert len(ch) == 0
     assert ch.peak == 4
+
+
+async def test_take_until_gathers_parts_as_they_come_up_to_the_number_wanted():
+    ch = Channel(10)
+
+    async def feed():
+        for k in range(4):
+            await anyio.sleep(0.005)
+            ch.put_nowait(batch("ab", start=2 * k))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(feed)
+        parts, ended = await take_until(ch, 5, deadline=None)
+    assert not ended
+    assert [pairs(p) for p in parts] == [
+        [(0, "a"), (1, "b")],
+        [(2, "a"), (3, "b")],
+        [(4, "a")],
+    ]
+    assert pairs(ch.take_nowait(10)) == [(5, "b"), (6, "a"), (7, "b")]  # the rest stays
+
+
+async def test_take_until_stops_at_the_deadline_but_takes_what_is_already_there():
+    ch = Channel(10)
+    ch.put_nowait(batch("xy"))
+    parts, ended = await take_until(ch, 5, deadline=anyio.current_time() - 1)  # long past
+    assert [pairs(p) for p in parts] == [[(0, "x"), (1, "y")]]
+    assert not ended
+    parts, ended = await take_until(ch, 5, deadline=anyio.current_time() + 0.01)
+    assert (parts, ended) == ([], False)  # nothing came: it returned at the deadline
+    assert not ch._getters  # and left no waiter behind
+
+
+async def test_take_until_says_when_the_channel_ended():
+    ch = Channel(10)
+    ch.put_nowait(batch("q"))
+    ch.close()
+    parts, ended = await take_until(ch, 5, deadline=None)
+    assert [pairs(p) for p in parts] == [[(0, "q")]]
+    assert ended

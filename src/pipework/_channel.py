@@ -18,11 +18,13 @@ import contextlib
 from collections import deque
 from typing import Generic, TypeVar
 
+import anyio
+
 from ._batch import Batch
 
 T = TypeVar("T")
 
-__all__ = ["Channel", "ChannelClosedError", "WouldBlockError"]
+__all__ = ["Channel", "ChannelClosedError", "WouldBlockError", "take_until"]
 
 
 class WouldBlockError(Exception):
@@ -162,6 +164,31 @@ class Channel(Generic[T]):
                 self._offset += want
                 want = 0
         return Batch.concat(parts)
+
+
+async def take_until(
+    channel: Channel[T], wanted: int, deadline: float | None
+) -> tuple[list[Batch[T]], bool]:
+    """Take up to ``wanted`` items as they come, until ``deadline`` (anyio's clock) or for ever.
+
+    The waiting of a batch that fills up by size or by time. Past the
+    deadline it still takes what is already there: a take that need not
+    suspend is not cancelled.
+
+    :returns: the batches taken, and whether the channel ended
+    """
+    parts: list[Batch[T]] = []
+    while wanted > 0:
+        timeout = None if deadline is None else max(0.0, deadline - anyio.current_time())
+        with anyio.move_on_after(timeout):
+            more = await channel.take(wanted)
+            if more is None:
+                return parts, True
+            parts.append(more)
+            wanted -= len(more)
+            continue
+        break  # the deadline passed while waiting
+    return parts, False
 
 
 async def _wait(waiters: deque[asyncio.Future[None]]) -> None:

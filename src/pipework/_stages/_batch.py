@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 
 from .._batch import Batch
-from .._channel import Channel
+from .._channel import Channel, take_until
 from .._report import StageStats
 from .._specs import BatchSpec
 
@@ -22,31 +22,11 @@ async def run_batch(
     """
     size, max_wait = spec.size, spec.max_wait
     while (first := await inp.take(size)) is not None:
-        stats.items_in += len(first)
-        items = list(first.items)
         deadline = None if max_wait is None else anyio.current_time() + max_wait
-        ended = await _fill(inp, items, size, deadline, stats)
+        parts, ended = await take_until(inp, size - len(first), deadline)
+        items = [item for part in (first, *parts) for item in part.items]
+        stats.items_in += len(items)
         stats.items_out += 1
         await out.put(Batch((first.index[0],), [items]))
         if ended:
             return
-
-
-async def _fill(
-    inp: Channel[Any], items: list[Any], size: int, deadline: float | None, stats: StageStats
-) -> bool:
-    """Add to ``items`` until it has ``size`` or the deadline passes; return if input ended."""
-    while len(items) < size:
-        timeout = None if deadline is None else max(0.0, deadline - anyio.current_time())
-        # Past the deadline this still takes what is already waiting: take()
-        # returns without suspending when it can, and only a suspension is
-        # cancelled.
-        with anyio.move_on_after(timeout) as scope:
-            got = await inp.take(size - len(items))
-        if scope.cancelled_caught:
-            return False
-        if got is None:
-            return True
-        stats.items_in += len(got)
-        items.extend(got.items)
-    return False

@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 
 from .._batch import Batch
-from .._channel import Channel
+from .._channel import Channel, take_until
 from .._report import StageStats
 from .._tasks import JobGroup
 
@@ -88,21 +88,8 @@ class Window:
 
     async def _fill(self, batch: Batch[Any], deadline: float) -> Batch[Any]:
         """Add input to ``batch`` until it has the chunk's size or the deadline passes."""
-        target = self._chunk()
-        parts = [batch]
-        size = len(batch)
-        while size < target:
-            # Past the deadline this still takes what is already waiting: a
-            # take that need not suspend is not cancelled.
-            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
-                more = await self._inp.take(target - size)
-                if more is None:
-                    break
-                parts.append(more)
-                size += len(more)
-                continue
-            break
-        return Batch.concat(parts)
+        parts, _ = await take_until(self._inp, self._chunk() - len(batch), deadline)
+        return Batch.concat([batch, *parts])
 
     async def _grow_until_free(self, batch: Batch[Any]) -> Batch[Any]:
         """Wait for a running slot, adding input to ``batch`` meanwhile; take the slot.
