@@ -298,7 +298,7 @@ async def test_with_a_flat_map_each_result_is_the_list_of_its_outputs():
         .map(shuffle_delay, concurrency=16, ordered=False)
         .map(square, on="process", workers=2, ordered=False)
     )
-    async with pipeline.open(max_in_flight=8) as service:
+    async with pipeline.open(max_in_flight=8, results="list") as service:
         results = await asyncio.gather(*(service.submit(n) for n in range(12)))
     for n, result in enumerate(results):
         assert sorted(result) == [x * x for x in range(n) if x % 3 != 2]
@@ -308,7 +308,10 @@ async def test_with_a_flat_map_each_result_is_the_list_of_its_outputs():
 
 async def test_a_flat_map_item_fails_if_any_of_its_outputs_fails():
     async with (
-        Pipeline.service(int).flat_map(lambda n: [n, n + 3]).map(fail_on_3).open() as service
+        Pipeline.service(int)
+        .flat_map(lambda n: [n, n + 3])
+        .map(fail_on_3)
+        .open(results="list") as service
     ):
         with pytest.raises(ValueError, match="bad 3"):
             await service.submit(0)  # 0 and 3: the 3 fails
@@ -472,6 +475,29 @@ def test_open_refuses_what_a_service_cannot_serve():
         Pipeline.service(int).open(max_in_flight=0)
     with pytest.raises(TypeError, match="whole number"):
         Pipeline.service(int).open(max_in_flight=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match='results= must be "one" or "list"'):
+        Pipeline.service(int).open(results="many")  # type: ignore[call-overload]
+
+
+def test_a_flat_map_service_must_say_its_results_are_lists():
+    """Its type would otherwise promise one output per item where there may be any number."""
+    pipeline = Pipeline.service(str).map(str.strip).flat_map(str.split, name="words")
+    with pytest.raises(
+        ValueError,
+        match=r"stage #2 'words' \(inline flat_map\) is a flat_map.*"
+        r'results="list"',
+    ):
+        pipeline.open()
+    pipeline.open(results="list")  # accepted
+
+
+async def test_results_as_lists_without_a_flat_map():
+    """Every item has a list: one output, or none when a filter dropped it."""
+    pipeline = Pipeline.service(int).filter(lambda x: x % 2, name="odd").map(square)
+    async with pipeline.open(results="list") as service:
+        assert await service.submit(3) == [9]
+        assert await service.submit(4) == []
+    assert service.in_flight == 0
 
 
 async def test_a_service_pipeline_cannot_be_run_as_a_batch_job():

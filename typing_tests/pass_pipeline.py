@@ -149,3 +149,26 @@ def batch_types() -> None:
         Pipeline(["a"]).map(len, retry=pipework.Retry(3), errors="skip", timeout=1.0),
         Pipeline[int],
     )
+
+
+def square_one(x: int) -> int:
+    return x * x
+
+
+def split_words(text: str) -> list[str]:
+    return text.split()
+
+
+async def service_types() -> None:
+    # The item type given to service() flows through the stages to submit's result.
+    squares = Pipeline.service(int).map(square_one, on="process").map(show)
+    assert_type(squares, Pipeline[str])
+    async with squares.open(max_in_flight=8) as service:
+        assert_type(service, pipework.Service[str])
+        assert_type(await service.submit(3), str)
+        assert_type(service.submit_nowait(3), asyncio.Future[str])
+    # A flat_map's items come back as the list of what it made of each item.
+    words = Pipeline.service(str).flat_map(split_words)
+    async with words.open(results="list") as service:
+        assert_type(service, pipework.Service[list[str]])
+        assert_type(await service.submit("a b"), list[str])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from typing import Any, Generic, Never, TypeVar, overload
+from typing import Any, Generic, Literal, Never, TypeVar, overload
 
 from ._graph import Graph
 from ._ops import Op
@@ -443,20 +443,43 @@ class Pipeline(Generic[T_co]):
         """
         return Pipeline._of(service_graph(buffer=buffer, name=name))
 
-    def open(self, *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> Service[T_co]:
+    @overload
+    def open(
+        self, *, max_in_flight: int = ..., results: Literal["one"] = ...
+    ) -> Service[T_co]: ...
+    @overload
+    def open(
+        self, *, max_in_flight: int = ..., results: Literal["list"]
+    ) -> Service[list[T_co]]: ...
+    def open(
+        self,
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        results: Literal["one", "list"] = "one",
+    ) -> Service[T_co] | Service[list[T_co]]:
         """Return a `Service` that runs this pipeline while its ``async with`` block lasts.
 
         The pipeline must start with `Pipeline.service`; it cannot hold a
         ``batch()`` or a ``sink()``, which would lose track of whose item is
         whose. See `Service` for results, failures and closing.
 
+        Example::
+
+            sentences = Pipeline.service(str).flat_map(split).map(embed, on="process")
+            async with sentences.open(results="list") as service:
+                vectors = await service.submit(document)  # one per sentence
+
         :param max_in_flight: the most items in the service at once, from
             ``submit`` to result; past it, ``submit`` waits and
             ``submit_nowait`` raises `ServiceBusyError`
+        :param results: ``"one"``: each item's result is its one output (a
+            filter that drops it raises `FilteredOutError`); ``"list"``: the
+            list of its outputs, possibly empty, which a pipeline with a
+            ``flat_map`` needs
         :raises TypeError, ValueError: at once, for a pipeline or a setting a
             service cannot run
         """
-        return Service(self._graph, max_in_flight=max_in_flight)
+        return Service(self._graph, max_in_flight=max_in_flight, results=results)
 
     def stream(self) -> Stream[T_co]:
         """Return the outputs as an async iterator that runs the pipeline as it is read.

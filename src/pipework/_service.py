@@ -67,8 +67,9 @@ class Service(Generic[R_co]):
 
     A failed item fails only its own result, with its own exception, whatever
     its stage's ``errors=``; the service goes on. A filter that drops an item
-    fails its result with `FilteredOutError`. With a flat_map in the
-    pipeline, each result is the list of that item's outputs.
+    fails its result with `FilteredOutError`. Opened with ``results="list"``
+    (which a pipeline with a flat_map needs), each result is instead the list
+    of that item's outputs, empty for an item a filter dropped.
 
     Leaving the block normally takes no more items, lets every item in flight
     finish, and then stops the workers. Leaving it by an exception or a
@@ -85,13 +86,18 @@ class Service(Generic[R_co]):
         print(service.report)
     """
 
-    def __init__(self, graph: Graph, *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        results: Literal["one", "list"] = "one",
+    ) -> None:
         """Prepare to serve ``graph``; use `Pipeline.open`, which checks the pipeline first."""
-        _check(graph, max_in_flight)
+        _check(graph, max_in_flight, results)
         self._graph = graph
         self._gate = Gate(max_in_flight)
-        collect = any(isinstance(n.spec, MapSpec) and n.spec.op == "flat_map" for n in graph.nodes)
-        self._ledger = Ledger(self._gate, collect=collect)
+        self._ledger = Ledger(self._gate, collect=results == "list")
         self._intake = Intake()
         self._next_index = 0
         self._state: Literal["new", "open", "closing", "closed"] = "new"
@@ -255,12 +261,22 @@ class Service(Generic[R_co]):
         self._ledger.end(None)
 
 
-def _check(graph: Graph, max_in_flight: object) -> None:
+def _check(graph: Graph, max_in_flight: object, results: object) -> None:
     """Refuse, at ``open()``, what a service cannot serve."""
     if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int):
         raise TypeError(f"open(): max_in_flight= must be a whole number, not {max_in_flight!r}")
     if max_in_flight < 1:
         raise ValueError(f"open(): max_in_flight= must be at least 1, not {max_in_flight}")
+    if results not in ("one", "list"):
+        raise ValueError(f'open(): results= must be "one" or "list", not {results!r}')
+    spreading = next(
+        (n for n in graph.nodes if isinstance(n.spec, MapSpec) and n.spec.op == "flat_map"), None
+    )
+    if spreading is not None and results == "one":
+        raise ValueError(
+            f"open(): stage {spreading.label} is a flat_map, so an item may have any number of "
+            'outputs; open it with results="list" to get each item\'s outputs as a list'
+        )
     source = graph.nodes[0].spec
     if not (isinstance(source, SourceSpec) and isinstance(source.source, _Requests)):
         raise TypeError(
