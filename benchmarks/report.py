@@ -132,7 +132,9 @@ def _splice_target(page: str, target: Target) -> str:
             lines[index] = row
             return "\n".join(lines)
     # A new target: after the last row of the first table of the targets' heading.
-    start = next(i for i, line in enumerate(lines) if line.startswith("## ") and "targets" in line.lower())
+    start = next(
+        i for i, line in enumerate(lines) if line.startswith("## ") and "targets" in line.lower()
+    )
     first = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
     last = next((i for i in range(first, len(lines)) if not lines[i].startswith("|")), len(lines))
     lines.insert(last, row)

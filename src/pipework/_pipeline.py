@@ -444,9 +444,7 @@ class Pipeline(Generic[T_co]):
         return Pipeline._of(service_graph(buffer=buffer, name=name))
 
     @overload
-    def open(
-        self, *, max_in_flight: int = ..., results: Literal["one"] = ...
-    ) -> Service[T_co]: ...
+    def open(self, *, max_in_flight: int = ..., results: Literal["one"] = ...) -> Service[T_co]: ...
     @overload
     def open(
         self, *, max_in_flight: int = ..., results: Literal["list"]
