@@ -19,14 +19,15 @@ SLO = 0.1  # the p99 budget the target of a 3x gain is judged at
 MODES = {True: "batched", False: "one by one"}
 
 ABOUT = """\
-The pipeline of `python -m pipework demo`, whole: an embedded aiohttp server streams
-handwritten digits (scikit-learn's bundled set) over loopback; the pipeline fetches them
+The pipeline of `python -m pipework demo`, whole: an embedded aiohttp server, in a process
+of its own, streams handwritten digits (scikit-learn's bundled set) over loopback; the
+pipeline fetches them
 (64 requests in flight), preprocesses each on a process stage (decode, normalise, deskew),
 classifies them on a second process stage with a random forest of {trees} trees trained by
 `setup=` in each worker, and measures each record at the sink. "batched" classifies with
 `map_batches(max_size={max_batch}, max_wait={max_wait:g})`; "one by one" with a plain
 process `map`, one model call per record. Both stages have {workers} workers, on the same
-{cores} cores as the event loop that runs the server, the fetches and the sink.
+{cores} cores as the server and the event loop that runs the fetches and the sink.
 
 **Closed loop**, for capacity: the server answers each request at once, so the pipeline
 sets the pace; it takes records for {closed:g} s after its warm-up. **Open loop**, for
@@ -35,7 +36,7 @@ whether or not the pipeline is ready for it, as an outside source would; each mo
 offered 25%, 50% and 90% of its own closed-loop throughput, for {open:g} s of records.
 
 **Latency** is per record, from the moment it was due at the server to the moment its
-prediction reached the sink (one clock: server and sink share a process). A record that
+prediction reached the sink (`time.perf_counter`, one system-wide clock). A record that
 the pipeline was too busy to ask for on time counts the wait, so an overloaded run shows
 its queue rather than hiding it (no coordinated omission). In a closed loop a record is
 due when it is asked for, so its latency includes the wait in the pipeline's full
