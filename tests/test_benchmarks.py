@@ -181,6 +181,25 @@ def test_serving_latency_target_adds_the_wait_and_two_model_calls(bench):
     assert target.met is False
 
 
+def test_serving_rows_are_the_run_with_the_median_figure(bench):
+    from benchmarks.probe import NotAvailable
+    from benchmarks.workloads import serving
+
+    def found(p99, throughput=100.0):
+        return {"p99": p99, "throughput": throughput}
+
+    stalled, quiet, usual = found(0.9), found(0.02), found(0.04)
+    row = serving.median_run(True, 0.5, 100.0, [stalled, quiet, usual], "p99")
+    assert row.found is usual  # a whole run, not a mix of figures
+    pair = serving.median_run(True, 0.5, 100.0, [quiet, usual], "p99")
+    assert pair.found is usual  # of two, the worse p99
+    failed = NotAvailable("timed out")
+    assert serving.median_run(True, 0.5, 100.0, [failed, quiet], "p99").found is quiet
+    assert serving.median_run(True, 0.5, 100.0, [failed, failed], "p99").found is failed
+    fast, slow = found(0.1, 3000.0), found(0.1, 2000.0)
+    assert serving.median_run(True, None, None, [fast, slow], "throughput").found is fast
+
+
 @pytest.mark.timeout(120)
 def test_serving_measures_one_run_of_the_demo(bench):
     pytest.importorskip("sklearn")
