@@ -269,14 +269,6 @@ def _check(graph: Graph, max_in_flight: object, results: object) -> None:
         raise ValueError(f"open(): max_in_flight= must be at least 1, not {max_in_flight}")
     if results not in ("one", "list"):
         raise ValueError(f'open(): results= must be "one" or "list", not {results!r}')
-    spreading = next(
-        (n for n in graph.nodes if isinstance(n.spec, MapSpec) and n.spec.op == "flat_map"), None
-    )
-    if spreading is not None and results == "one":
-        raise ValueError(
-            f"open(): stage {spreading.label} is a flat_map, so an item may have any number of "
-            'outputs; open it with results="list" to get each item\'s outputs as a list'
-        )
     source = graph.nodes[0].spec
     if not (isinstance(source, SourceSpec) and isinstance(source.source, _Requests)):
         raise TypeError(
@@ -296,3 +288,11 @@ def _check(graph: Graph, max_in_flight: object, results: object) -> None:
                 "map_batches(fn, max_size=, max_wait=), which batches and keeps each "
                 "item's result apart"
             )
+    spreading = next(
+        (n for n in graph.nodes if isinstance(n.spec, MapSpec) and n.spec.op == "flat_map"), None
+    )
+    if spreading is not None and results == "one":
+        raise ValueError(
+            f"open(): stage {spreading.label} is a flat_map, so an item may have any number of "
+            'outputs; open it with results="list" to get each item\'s outputs as a list'
+        )

@@ -8,8 +8,7 @@ each record is due when it is asked for: the client sets the pace, and the
 pipeline runs as fast as it can (a closed loop).
 
 Each response carries when its record was due and when it was served, as
-`time.perf_counter` readings: server and pipeline share one process, so one
-clock. Warm-up records (``/warmup/{k}``) are served at once, off the
+`time.perf_counter` readings. Warm-up records (``/warmup/{k}``) are served at once, off the
 schedule, so the pipeline's workers can start before the clock does.
 
 The demo runs the server in a process of its own (`serve_elsewhere`), as
