@@ -179,15 +179,17 @@ async def take_until(
     """
     parts: list[Batch[T]] = []
     while wanted > 0:
-        timeout = None if deadline is None else max(0.0, deadline - anyio.current_time())
-        with anyio.move_on_after(timeout):
+        if deadline is None:
             more = await channel.take(wanted)
-            if more is None:
-                return parts, True
-            parts.append(more)
-            wanted -= len(more)
-            continue
-        break  # the deadline passed while waiting
+        else:
+            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())) as scope:
+                more = await channel.take(wanted)
+            if scope.cancelled_caught:
+                break
+        if more is None:
+            return parts, True
+        parts.append(more)
+        wanted -= len(more)
     return parts, False
 
 
