@@ -139,7 +139,13 @@ def serving_runs(serving):
     """Closed-loop runs and three open-loop rates per mode, with made-up figures."""
 
     def run(batch, load, offered, throughput, p99):
-        found = {"throughput": throughput, "p50": p99 / 2, "p99": p99, "call_p50": 0.008}
+        found = {
+            "throughput": throughput,
+            "p50": p99 / 2,
+            "p99": p99,
+            "call_p50": 0.008,
+            "oldest_p50": 0.034,
+        }
         return serving.Run(batch, load, offered, found)
 
     return [
@@ -177,7 +183,10 @@ def test_serving_latency_target_adds_the_wait_and_two_model_calls(bench):
     from benchmarks.workloads import serving
 
     target = serving._latency_target(serving_runs(serving), max_wait=0.02)
-    assert target.measured == "p99 50.0 ms vs 36.0 ms (20.0 ms + 2 x 8.0 ms)"
+    assert target.measured == (
+        "p99 50.0 ms vs 36.0 ms (20.0 ms + 2 x 8.0 ms); "
+        "a call's oldest record took 34.0 ms at the median"
+    )
     assert target.met is False
 
 

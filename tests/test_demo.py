@@ -392,6 +392,19 @@ def test_collector_measures_from_due_time_and_skips_the_warmup():
     assert "accuracy  40.0% (4 of 10 right)" in text(found, rate=100.0)
 
 
+def test_each_call_counts_its_longest_latency_once():
+    collector = Collector(warmups=0)
+    now = time.perf_counter()
+    # Call (1, 1) opened with a record due 0.3 s ago; call (1, 2) with one due 0.2 s ago.
+    for index, due, batch in [(0, 0.3, 1), (1, 0.1, 1), (2, 0.2, 2), (3, 0.1, 2), (4, 0.15, 2)]:
+        collector(prediction(index, 0, 0, batch=(1, batch), size=2, due=now - due))
+    found = results(collector, started=now - 0.3)
+    later = time.perf_counter() - now
+    assert 0.2 <= found.oldest[0] <= 0.2 + later  # the median of two is the lower one
+    assert 0.3 <= found.oldest[1] <= 0.3 + later
+    assert "waited longest in each: p50 2" in text(found, rate=None)
+
+
 def test_percentile_is_a_measured_value():
     values = list(range(1, 101))
     assert percentile(values, 0.5) == 50

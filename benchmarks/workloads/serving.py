@@ -122,6 +122,7 @@ def serve(
         "largest_batch": max(found.batch_sizes, default=0),
         "call_p50": found.batch_seconds[0],
         "call_p99": found.batch_seconds[1],
+        "oldest_p50": found.oldest[0],
         **{
             f"{part}_{q}": value
             for part, pair in found.split._asdict().items()
@@ -425,5 +426,10 @@ def _latency_target(runs: list[Run], max_wait: float) -> Target:
         return Target(measure, wanted, "not measured", met=None)
     service = half.ok["call_p50"]
     bound = max_wait + 2 * service
-    measured = f"p99 {_ms(half.ok['p99'])} vs {_ms(bound)} ({_ms(max_wait)} + 2 x {_ms(service)})"
+    # A call's oldest record waited about max_wait by design; at its median it
+    # shows how much of the bound is left for every part's tail at p99.
+    measured = (
+        f"p99 {_ms(half.ok['p99'])} vs {_ms(bound)} ({_ms(max_wait)} + 2 x {_ms(service)}); "
+        f"a call's oldest record took {_ms(half.ok['oldest_p50'])} at the median"
+    )
     return Target(measure, wanted, measured, met=half.ok["p99"] <= bound)

@@ -43,11 +43,11 @@ _ROWS, _COLS = np.mgrid[0:SIDE, 0:SIDE].astype(np.float64)
 class Record(TypedDict):
     """One record as the server sends it: an image and its label, and when it was served.
 
-    ``due`` and ``served`` are `time.perf_counter` readings of the process that
-    runs both the server and the pipeline, so the sink can subtract them from
-    its own: ``due`` is when the record's place in the schedule came,
-    ``served`` when the server answered. A record is never served before it
-    is due.
+    ``due`` and ``served`` are the server's `time.perf_counter` readings, one
+    system-wide clock, so the pipeline's sink can subtract them from its own
+    although the server runs in another process: ``due`` is when the record's
+    place in the schedule came, ``served`` when the server answered. A record
+    is never served before it is due.
     """
 
     id: int

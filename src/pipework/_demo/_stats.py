@@ -32,6 +32,8 @@ class Collector:
         self.digits: list[int] = []
         self.correct = 0
         self.batches: dict[tuple[int, int], tuple[int, float]] = {}
+        # Each model call's longest latency: that of the record that opened its batch.
+        self.oldest: dict[tuple[int, int], float] = {}
         self.last = 0.0
         self.ready_at: float | None = None
         if warmups == 0:
@@ -47,7 +49,8 @@ class Collector:
                 self.ready_at = now
                 self.ready.set()
             return
-        self.latencies.append(now - meta.due)
+        latency = now - meta.due
+        self.latencies.append(latency)
         upstream, waiting, back = self.split
         upstream.append(meta.prepared - meta.due)
         waiting.append(prediction.started - meta.prepared)
@@ -55,6 +58,7 @@ class Collector:
         self.digits.append(prediction.digit)
         self.correct += prediction.digit == meta.label
         self.batches[prediction.batch] = (prediction.size, prediction.seconds)
+        self.oldest[prediction.batch] = max(latency, self.oldest.get(prediction.batch, 0.0))
         self.last = now
 
     def __len__(self) -> int:
@@ -94,6 +98,7 @@ class Results:
     latency: tuple[float, float, float, float]  # p50, p95, p99, max
     batch_sizes: tuple[int, ...]  # one per model call, sorted
     batch_seconds: tuple[float, float]  # a model call's p50 and p99
+    oldest: tuple[float, float]  # p50 and p99 of each call's longest latency
     split: Split
     correct: int
     checksum: str
@@ -130,6 +135,7 @@ def results(collector: Collector, started: float | None) -> Results:
         ),
         batch_sizes=tuple(sizes),
         batch_seconds=_median_p99(calls),
+        oldest=_median_p99(sorted(collector.oldest.values())),
         split=Split(*(_median_p99(sorted(part)) for part in collector.split)),
         correct=collector.correct,
         checksum=checksum(collector.digits),
@@ -175,6 +181,7 @@ def text(found: Results, rate: float | None) -> str:
             f"p50 {_size(found.batch_sizes, 0.5)}, max {_size(found.batch_sizes, 1.0)} "
             f"records; a call took p50 {_ms(call50)}, p99 {_ms(call99)}"
         ),
+        f"          the record that waited longest in each: {_both(found.oldest)}",
         *histogram(found.batch_sizes),
         f"accuracy  {found.accuracy:.1%} ({found.correct:,} of {found.records:,} right)",
         f"checksum  {found.checksum} (of the predicted digits, in order)",
