@@ -402,7 +402,10 @@ def test_each_call_counts_its_longest_latency_once():
     later = time.perf_counter() - now
     assert 0.2 <= found.oldest[0] <= 0.2 + later  # the median of two is the lower one
     assert 0.3 <= found.oldest[1] <= 0.3 + later
-    assert "waited longest in each: p50 2" in text(found, rate=None)
+    assert "waited longest in each: p50 200." in text(found, rate=None)
+    one_by_one = Collector(warmups=0)
+    one_by_one(prediction(0, 0, 0, batch=(1, 1), size=1, due=now))
+    assert "waited longest" not in text(results(one_by_one, started=now), rate=None)
 
 
 def test_percentile_is_a_measured_value():

@@ -32,7 +32,7 @@ class Collector:
         self.digits: list[int] = []
         self.correct = 0
         self.batches: dict[tuple[int, int], tuple[int, float]] = {}
-        # Each model call's longest latency: that of the record that opened its batch.
+        # Each model call's longest latency: as a rule, its batch's first record's.
         self.oldest: dict[tuple[int, int], float] = {}
         self.last = 0.0
         self.ready_at: float | None = None
@@ -181,7 +181,12 @@ def text(found: Results, rate: float | None) -> str:
             f"p50 {_size(found.batch_sizes, 0.5)}, max {_size(found.batch_sizes, 1.0)} "
             f"records; a call took p50 {_ms(call50)}, p99 {_ms(call99)}"
         ),
-        f"          the record that waited longest in each: {_both(found.oldest)}",
+        # One by one, each call's record is its longest: the latency line says it all.
+        *(
+            [f"          the record that waited longest in each: {_both(found.oldest)}"]
+            if found.mean_batch > 1
+            else []
+        ),
         *histogram(found.batch_sizes),
         f"accuracy  {found.accuracy:.1%} ({found.correct:,} of {found.records:,} right)",
         f"checksum  {found.checksum} (of the predicted digits, in order)",
