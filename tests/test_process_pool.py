@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from helpers import alive
 from pipework import ProcessPool, UnpicklableError, WorkerDiedError, WorkerStartError
+from pipework._executors import _supervisor
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -110,6 +113,39 @@ def test_an_initializer_that_fails_breaks_the_pool_with_its_error():
         with pytest.raises(WorkerStartError) as caught:
             pool.submit(abs, 1).result(timeout=30)
         assert isinstance(caught.value.__cause__, OSError)
+
+
+def fail_to_start(directory):
+    """Fail at once three times; then wait for ``go`` to fail, holding the call meanwhile."""
+    folder = Path(directory)
+    started = len(list(folder.iterdir()))
+    (folder / str(os.getpid())).touch()
+    while started >= 3 and not (folder / "go").exists():
+        time.sleep(0.01)
+    raise OSError("no model file")
+
+
+def test_a_call_sent_to_a_starting_worker_fails_when_the_pool_breaks_meanwhile(
+    tmp_path, monkeypatch
+):
+    # The pool breaks on its third death, counted once the worker is reaped.
+    # Reaping late, as a busy machine may, lets the fourth worker take the
+    # call first; when it dies too, the call must fail, not wait for ever.
+    reap = _supervisor.SupervisedPool._reap
+
+    async def late_reap(self, process):
+        await asyncio.sleep(0.3)
+        return await reap(self, process)
+
+    monkeypatch.setattr(_supervisor.SupervisedPool, "_reap", late_reap)
+    with ProcessPool(1, initializer=fail_to_start, initargs=(str(tmp_path),)) as pool:
+        call = pool.submit(abs, 1)
+        while len(list(tmp_path.iterdir())) < 4:
+            time.sleep(0.01)
+        time.sleep(1.0)  # the first three deaths are reaped: the pool is broken
+        (tmp_path / "go").touch()
+        with pytest.raises(WorkerStartError):
+            call.result(timeout=20)
 
 
 MODEL = None

@@ -151,12 +151,13 @@ async def _open(options: PoolOptions) -> SupervisedPool:
 async def _close(pool: SupervisedPool, *, cancel: bool) -> None:
     # Calls submitted before shutdown() reached the loop before this did, so
     # cancelling here cancels every one that waits.
+    loop = asyncio.get_running_loop()
     try:
         if cancel:
             pool.cancel_pending()
         await pool.aclose(kill=False)
     finally:
-        asyncio.get_running_loop().call_soon(asyncio.get_running_loop().stop)
+        loop.call_soon(loop.stop)
 
 
 def _close_at_exit(ref: weakref.ref[ProcessPool]) -> None:

@@ -307,7 +307,12 @@ class SupervisedPool:
             return
         call, worker.call = worker.call, None
         if not worker.ready and call is not None:
-            self._pending.appendleft(call)  # not the call's fault: send it again
+            # Not the call's fault: send it again, unless the pool broke while
+            # this worker was starting, as the call would then wait for ever.
+            if self._broken:
+                call.future.set_exception(self._broken_error())
+            else:
+                self._pending.appendleft(call)
             call = None
         if not self._closing:
             self._in_background(self._spawn(1))
