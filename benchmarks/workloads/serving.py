@@ -58,7 +58,10 @@ person waits on, and well above what batching adds by design (up to `max_wait` o
 plus a model call); under budgets close to that, batching with this `max_wait` cannot meet
 them at any rate, and one by one at a low rate is the faster choice (the table shows where).
 **Batch service time** is the time one model call took inside its worker (median), at the
-same load. Each row is one real run: of {rounds} runs of it, the one with the median
+same load. The latency target also gives the median latency of each call's oldest record:
+it opened its batch, so it waited about `max_wait`, and what is left between it and the
+bound is all the room there is for the spread of every part. Each row is one real run: of
+{rounds} runs of it, the one with the median
 throughput (closed loop) or the median p99 (open loop), so that a stall of this shared
 machine during one run (it shows as a p99 far above the p95, in every column of the split
 table at once) decides neither the rates offered nor a verdict. Rows still move by tens of
