@@ -144,8 +144,9 @@ def test_a_call_sent_to_a_starting_worker_fails_when_the_pool_breaks_meanwhile(
             time.sleep(0.01)
         time.sleep(1.0)  # the first three deaths are reaped: the pool is broken
         (tmp_path / "go").touch()
-        with pytest.raises(WorkerStartError):
+        with pytest.raises(WorkerStartError) as caught:
             call.result(timeout=20)
+        assert isinstance(caught.value.__cause__, OSError)
 
 
 MODEL = None
