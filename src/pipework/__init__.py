@@ -10,6 +10,7 @@ stage. It is imported on its own (``from pipework import http``), so that
 pipelines that make no requests do not pay for importing aiohttp.
 """
 
+from ._errors import ItemCancelledError as ItemCancelledError
 from ._errors import ItemTimeoutError as ItemTimeoutError
 from ._errors import PipeworkError as PipeworkError
 from ._errors import RemoteError as RemoteError
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Failure",
     "FilteredOutError",
+    "ItemCancelledError",
     "ItemTimeoutError",
     "Latency",
     "Pipeline",

@@ -13,6 +13,9 @@ pipework's own exceptions form a small tree::
     │         worker processes die as they start, so the pool cannot run anything
     ├── ItemTimeoutError (also a TimeoutError)
     │     an item ran longer than its stage's ``timeout=``
+    ├── ItemCancelledError
+    │     a stage's own code raised ``asyncio.CancelledError``, though the run
+    │     was not cancelled: the item's failure, not the run's cancellation
     ├── ServiceBusyError (defined in _tracking.py)
     │     a service is full and the caller asked not to wait
     ├── ServiceClosedError (also a RuntimeError; defined in _tracking.py)
@@ -32,11 +35,14 @@ index in the source, so a failure in a stream of millions points at one item.
 
 from __future__ import annotations
 
+import copy
 import reprlib
+import sys
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 __all__ = [
+    "ItemCancelledError",
     "ItemTimeoutError",
     "PipeworkError",
     "RemoteError",
@@ -45,6 +51,9 @@ __all__ = [
     "WorkerDiedError",
     "WorkerStartError",
     "annotate",
+    "annotate_batch",
+    "cancelled_by_code",
+    "is_cancellation",
 ]
 
 _short = reprlib.Repr()
@@ -135,6 +144,26 @@ class ItemTimeoutError(PipeworkError, TimeoutError):
         self.position = position
 
 
+class ItemCancelledError(PipeworkError):
+    """A stage's own code raised ``asyncio.CancelledError`` while the run was not being cancelled.
+
+    Only cancelling the run cancels a run. A ``CancelledError`` that comes out
+    of a stage's function (say, it awaited a task that someone else
+    cancelled), its setup, a sink, a source or a dead-letter handler would
+    otherwise end that stage as if the run had been cancelled, and lose the
+    items behind it without a word. It is that item's failure instead, which
+    the stage's ``retry=`` and ``errors=`` settle like any other. The original
+    ``CancelledError`` is the ``__cause__``.
+
+    Example::
+
+        try:
+            await pipeline.run()
+        except pipework.ItemCancelledError as exc:
+            print(exc.__notes__)  # names the stage and the item
+    """
+
+
 class RemoteTraceback(Exception):  # noqa: N818 - it is a traceback, shown as a cause, not an error
     """The traceback of an exception raised in a worker process.
 
@@ -160,18 +189,83 @@ def describe_item(item: Any) -> str:
         return f"<{type(item).__qualname__} with a failing __repr__>"
 
 
+def is_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` is an ``asyncio.CancelledError``.
+
+    It works in worker processes without importing asyncio, which is heavy:
+    code that raised one has imported asyncio already.
+    """
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(exc, asyncio.CancelledError)
+
+
+def cancelled_by_code(exc: BaseException, where: str = "") -> ItemCancelledError:
+    """Return the failure that stands for a ``CancelledError`` raised by a stage's code."""
+    error = ItemCancelledError(
+        f"{where or 'the code'} raised asyncio.CancelledError, but the run was not being "
+        "cancelled: it fails the item (a task it awaited was cancelled, perhaps)"
+    )
+    error.__cause__ = exc
+    return error
+
+
+_ITEM_NOTE = "pipework: in stage "
+
+
 def annotate(exc: BaseException, stage: str, index: int | None, item: Any = None) -> BaseException:
-    """Add a note to ``exc`` naming the stage and the failed item, and return it.
+    """Add a note to ``exc`` naming the stage and the failed item, and return what to raise.
 
     ``index`` is the item's position in the source. ``None`` means the failure
     was not tied to one item (a source that raised, a worker that died).
+
+    One exception object raised for several items (a function that raises a
+    module-level instance) would gather every item's note; the second item
+    and later get a copy of it instead, with a note of their own. The
+    returned exception is the one to raise or record.
     """
     if index is None:
-        note = f"pipework: in stage {stage}"
-    else:
-        note = f"pipework: in stage {stage}, on item {index}: {describe_item(item)}"
+        return _note_once(exc, f"pipework: in stage {stage}", tied=False)
+    return _note_once(
+        exc, f"pipework: in stage {stage}, on item {index}: {describe_item(item)}", tied=True
+    )
+
+
+def annotate_batch(exc: BaseException, stage: str, indexes: Any, items: list[Any]) -> BaseException:
+    """Like `annotate`, for a failure that belongs to a whole batch of items."""
+    if len(items) == 1:
+        return annotate(exc, stage, indexes[0], items[0])
+    note = (
+        f"pipework: in stage {stage}, on a batch of {len(items)} items "
+        f"from item {indexes[0]}: {describe_item(items)}"
+    )
+    return _note_once(exc, note, tied=True)
+
+
+def _note_once(exc: BaseException, note: str, *, tied: bool) -> BaseException:
+    notes = getattr(exc, "__notes__", ())
     # One exception object can reach several stages' handlers (an executor
     # fails every pending future with the same one); say each thing once.
-    if note not in getattr(exc, "__notes__", ()):
-        exc.add_note(note)
+    if note in notes:
+        return exc
+    if tied and any(n.startswith(_ITEM_NOTE) and ", on " in n for n in notes):
+        exc = _copy_for_another(exc)
+    exc.add_note(note)
     return exc
+
+
+def _copy_for_another(exc: BaseException) -> BaseException:
+    # A shallow copy, without the notes that tie the original to its item;
+    # an exception that cannot be copied keeps its notes, all of them.
+    try:
+        clone = copy.copy(exc)
+    except Exception:  # noqa: BLE001 - an __init__ that its args do not fit: keep the original
+        return exc
+    if type(clone) is not type(exc):
+        return exc
+    clone.__notes__ = [  # a list of its own: copy.copy shares the original's
+        n for n in getattr(exc, "__notes__", ()) if not n.startswith(_ITEM_NOTE)
+    ]
+    clone.__cause__ = exc.__cause__
+    clone.__context__ = exc.__context__
+    clone.__suppress_context__ = exc.__suppress_context__
+    return clone.with_traceback(exc.__traceback__)

@@ -11,6 +11,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Literal
 
+from ._errors import cancelled_by_code, is_cancellation
+
 Op = Literal["map", "filter", "flat_map", "batch"]
 """``batch`` is a map over whole batches: the function takes a list of items and
 returns one result per item, and the results go on as single items."""
@@ -58,6 +60,12 @@ def apply(
                 append(shape(op, call(item)))
     except Exception as exc:  # noqa: BLE001 - the caller re-raises it with the item named
         return results, (position, exc)
+    except BaseException as exc:
+        # A sync function cannot be cancelled by the run: its CancelledError
+        # is the item's failure, or it would pass for the run's own.
+        if not is_cancellation(exc):
+            raise
+        return results, (position, cancelled_by_code(exc, "the function"))
     return results, None
 
 
@@ -72,6 +80,10 @@ def _apply_to_batch(
         return batch_results(call(items), len(items))
     except Exception as exc:  # noqa: BLE001 - the caller settles it for the whole batch
         return [], (0, exc)
+    except BaseException as exc:
+        if not is_cancellation(exc):
+            raise
+        return [], (0, cancelled_by_code(exc, "the batch function"))
 
 
 def batch_results(value: Any, count: int) -> tuple[list[Any], tuple[int, Exception] | None]:

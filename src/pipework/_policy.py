@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 import anyio
 
-from ._errors import annotate, describe_item
+from ._errors import annotate, annotate_batch, cancelled_by_code, describe_item, is_cancellation
+from ._tasks import call_user
 
 if TYPE_CHECKING:
     from ._report import StageStats
@@ -184,10 +185,10 @@ class Policy:
         if await self._retried(error, attempt):
             return True
         self._stats.failed += 1
-        annotate(error, self._label, index, item)
+        noted = annotate(error, self._label, index, item)
         if self._errors == "raise" and self.observer is None:
-            raise error
-        await self._record(Failure(self._label, index, describe_item(item), error, attempt))
+            raise noted
+        await self._record(Failure(self._label, index, describe_item(item), noted, attempt))
         return False
 
     async def _retried(self, error: Exception, attempt: int) -> bool:
@@ -219,24 +220,24 @@ class Policy:
         if await self._retried(error, attempt):
             return True
         self._stats.failed += len(items)
-        if len(items) == 1:
-            annotate(error, self._label, indexes[0], items[0])
-        else:
-            error.add_note(
-                f"pipework: in stage {self._label}, on a batch of {len(items)} items "
-                f"from item {indexes[0]}: {describe_item(items)}"
-            )
+        noted = annotate_batch(error, self._label, indexes, items)
         if self._errors == "raise" and self.observer is None:
-            raise error
+            raise noted
         for index, item in zip(indexes, items, strict=True):
-            await self._record(Failure(self._label, index, describe_item(item), error, attempt))
+            await self._record(Failure(self._label, index, describe_item(item), noted, attempt))
         return False
 
     async def _dead_letter(self, handler: Callable[[Failure], Any], failure: Failure) -> None:
+        where = f"the dead-letter handler of stage {self._label}"
         try:
-            result = handler(failure)
+            try:
+                result = handler(failure)
+            except BaseException as exc:
+                if is_cancellation(exc):  # a sync handler cannot be cancelled by the run
+                    raise cancelled_by_code(exc, where) from exc
+                raise
             if inspect.isawaitable(result):
-                await result
+                await call_user(result, where)
         except Exception as exc:
-            exc.add_note(f"pipework: in the dead-letter handler of stage {self._label}")
+            exc.add_note(f"pipework: in {where}")
             raise

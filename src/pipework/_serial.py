@@ -16,15 +16,55 @@ This module runs in workers as well as in the parent, so it stays light.
 from __future__ import annotations
 
 import io
+import marshal
 import pickle
-from typing import Any
+import types
+from collections import ChainMap
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import cloudpickle  # type: ignore[import-untyped]
 
 from . import _buffers as buffers
 from ._buffers import Packed
 
-__all__ = ["NotPicklableError", "Packed", "first_unpicklable", "pack", "pack_values", "unpack"]
+__all__ = [
+    "NotPicklableError",
+    "Packed",
+    "Pickler",
+    "dumps",
+    "first_unpicklable",
+    "pack",
+    "pack_values",
+    "unpack",
+]
+
+
+def _code_by_value(code: types.CodeType) -> tuple[Callable[[bytes], Any], tuple[bytes]]:
+    # cloudpickle renames the file of every code object it sends by value
+    # "<dynamic-code>", so a worker's traceback through a lambda or a
+    # closure would name no file and show no line. marshal keeps the whole
+    # code object, file name and line table included. It needs the same
+    # Python on both sides, as cloudpickle itself does.
+    return marshal.loads, (marshal.dumps(code),)
+
+
+class Pickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle is untyped
+    """cloudpickle's pickler, but functions sent by value keep their file name and lines.
+
+    So a traceback from a worker points at the user's own file and line.
+    """
+
+    dispatch_table: ClassVar[ChainMap[type, Callable[..., Any]]] = ChainMap(
+        {types.CodeType: _code_by_value}, cloudpickle.Pickler.dispatch_table
+    )
+
+
+def dumps(obj: Any) -> bytes:
+    """Pickle ``obj`` with `Pickler`, protocol 5, all in band."""
+    stream = io.BytesIO()
+    Pickler(stream, protocol=5).dump(obj)
+    return stream.getvalue()
 
 
 class NotPicklableError(Exception):
@@ -46,7 +86,7 @@ def pack(obj: Any, prefix: str | None = None) -> Packed:
     stream = io.BytesIO()
     callback = buffers.out_of_band(prefix, segments)
     try:
-        cloudpickle.Pickler(stream, protocol=5, buffer_callback=callback).dump(obj)
+        Pickler(stream, protocol=5, buffer_callback=callback).dump(obj)
     except BaseException:
         buffers.unlink([name for name, offset, _ in segments if offset == 0])
         raise

@@ -16,6 +16,8 @@ from typing import Any, Protocol, Self, TypeVar
 import anyio
 import anyio.abc
 
+from ._errors import cancelled_by_code, is_cancellation
+
 T = TypeVar("T")
 
 
@@ -59,7 +61,7 @@ class FailFastGroup:
 
     async def _guard(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
         try:
-            await fn(*args)
+            await _stray_is_failure(fn, args)
         except Exception as exc:  # noqa: BLE001 - kept, and raised by __aexit__
             if self._first is None:
                 self._first = exc
@@ -123,7 +125,7 @@ class JobGroup:
 
     async def _guard(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
         try:
-            await fn(*args)
+            await _stray_is_failure(fn, args)
         except Exception as exc:  # noqa: BLE001 - kept, and raised by __aexit__
             if self._first is None:
                 self._first = exc
@@ -141,6 +143,17 @@ class JobGroup:
         with anyio.CancelScope(shield=True):
             while self._tasks:
                 await asyncio.wait(self._tasks)
+
+
+async def _stray_is_failure(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+    # A task that ends with a CancelledError nobody asked for would end as
+    # if cancelled, silently; in a group that fails fast, it is a failure.
+    try:
+        await fn(*args)
+    except asyncio.CancelledError as exc:
+        if being_cancelled():
+            raise
+        raise cancelled_by_code(exc) from exc
 
 
 class _Outcome(Protocol):
@@ -162,7 +175,34 @@ USER_CLEANUP_GRACE = 10.0
 """Seconds a cancelled user coroutine may spend in its cleanup before the run stops waiting."""
 
 
-async def call_user(awaitable: Awaitable[T]) -> T:
+def being_cancelled() -> bool:
+    """Whether the current task has been asked to cancel, so a ``CancelledError`` is its own.
+
+    A ``CancelledError`` raised in a task that nobody cancelled came from
+    user code: it awaited a future or a task that someone else cancelled, or
+    raised one. That is a failure of the code, not a cancellation of the run
+    (see `ItemCancelledError`). anyio's cancel scopes, asyncio's timeouts and
+    ``Task.cancel`` all count in ``Task.cancelling``.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def as_item_failure(exc: BaseException, where: str) -> Exception:
+    """Return ``exc`` as the failure of an item, or raise it if it is not one.
+
+    An exception is; a ``CancelledError`` is when nobody cancelled this task
+    (see `being_cancelled`), as `ItemCancelledError`; the cancellation of the
+    run, ``SystemExit`` and ``KeyboardInterrupt`` are raised on.
+    """
+    if isinstance(exc, Exception):
+        return exc
+    if is_cancellation(exc) and not being_cancelled():
+        return cancelled_by_code(exc, where)
+    raise exc
+
+
+async def call_user(awaitable: Awaitable[T], where: str = "") -> T:
     """Await a user's coroutine with asyncio's cancellation semantics.
 
     anyio cancels level-triggered: inside a cancelled scope every ``await``
@@ -171,8 +211,12 @@ async def call_user(awaitable: Awaitable[T]) -> T:
     clean up. So the user's code runs in a task of its own, shielded from
     the repeated cancellation, is cancelled once, and is given
     `USER_CLEANUP_GRACE` seconds to finish its cleanup.
+
+    A ``CancelledError`` that the user's code raises when it was not
+    cancelled comes out as `ItemCancelledError`, a failure like any other;
+    ``where`` names the code in its message.
     """
-    task = asyncio.ensure_future(awaitable)
+    task = asyncio.get_running_loop().create_task(_as_own(awaitable, where))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -182,3 +226,12 @@ async def call_user(awaitable: Awaitable[T]) -> T:
         if task.done():
             retrieve_outcome(task)  # the run is being cancelled anyway
         raise
+
+
+async def _as_own(awaitable: Awaitable[T], where: str) -> T:
+    try:
+        return await awaitable
+    except asyncio.CancelledError as exc:
+        if being_cancelled():
+            raise
+        raise cancelled_by_code(exc, where) from exc

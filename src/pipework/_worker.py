@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _buffers as buffers
 from . import _serial as serial
-from ._errors import RemoteError, UnpicklableError
+from ._errors import RemoteError, UnpicklableError, cancelled_by_code, is_cancellation
 from ._ops import Op, apply
 
 if TYPE_CHECKING:
@@ -172,6 +172,10 @@ def _install(key: str, payload: Payload) -> Callable[[Any], Any] | Exception:
         call = fn if setup is None else partial(fn, setup())
     except Exception as exc:  # noqa: BLE001 - reported as a failure of setup; not kept
         return exc
+    except BaseException as exc:
+        if not is_cancellation(exc):
+            raise
+        return cancelled_by_code(exc, "setup")
     _local.installed[key] = call
     if len(_local.installed) > _MAX_STAGES:
         _local.installed.popitem(last=False)

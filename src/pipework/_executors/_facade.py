@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
-import cloudpickle  # type: ignore[import-untyped]
-
+from .. import _serial as serial
 from .._errors import UnpicklableError
 from ._child import call_pickled, start_pickled
 from ._processes import default_workers, worker_context, worker_environment
@@ -179,7 +178,7 @@ def _pickle(value: object) -> bytes:
         with contextlib.suppress(Exception):
             return pickle.dumps(value, protocol=5)
     try:
-        return cloudpickle.dumps(value)  # type: ignore[no-any-return]
+        return serial.dumps(value)
     except Exception as exc:
         raise UnpicklableError(f"the call cannot be pickled for a worker process: {exc}") from exc
 

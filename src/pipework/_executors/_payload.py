@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import cloudpickle  # type: ignore[import-untyped]
-
+from .. import _serial as serial
 from .._errors import UnpicklableError
 
 
@@ -16,7 +15,7 @@ def pickle_payload(fn: Callable[..., Any], setup: Callable[[], Any] | None, stag
     :raises UnpicklableError: naming the stage, if either cannot be pickled
     """
     try:
-        payload: bytes = cloudpickle.dumps((fn, setup))
+        payload = serial.dumps((fn, setup))
     except Exception as exc:
         raise UnpicklableError(
             f"stage {stage}: its function or setup cannot be pickled for worker processes: {exc}"

@@ -38,7 +38,13 @@ from typing import Any
 
 import anyio
 
-from .._errors import ItemTimeoutError, RemoteTraceback, WorkerDiedError, WorkerStartError
+from .._errors import (
+    ItemTimeoutError,
+    RemoteTraceback,
+    UnpicklableError,
+    WorkerDiedError,
+    WorkerStartError,
+)
 from .._tasks import retrieve_outcome
 from ._child import serve
 from ._tracker import Tracker
@@ -66,7 +72,16 @@ class PoolOptions:
 
 
 class _Call:
-    __slots__ = ("frame", "future", "sent_at", "timed_out", "timeout", "timer", "tracked")
+    __slots__ = (
+        "clock_from",
+        "frame",
+        "future",
+        "sent_at",
+        "timed_out",
+        "timeout",
+        "timer",
+        "tracked",
+    )
 
     def __init__(
         self, frame: bytes, future: asyncio.Future[Any], *, tracked: bool, timeout: float | None
@@ -75,7 +90,8 @@ class _Call:
         self.future = future
         self.tracked = tracked
         self.timeout = timeout
-        self.sent_at = 0.0
+        self.sent_at = 0.0  # when it went to its worker
+        self.clock_from = 0.0  # when its timeout began: once the worker was ready
         self.timer: asyncio.TimerHandle | None = None
         self.timed_out = False
 
@@ -221,17 +237,27 @@ class SupervisedPool:
             self._send(self._idle.pop(), call)
 
     def _send(self, worker: _Worker, call: _Call) -> None:
+        # A worker that is still starting takes the call at once, so that it
+        # runs as soon as the worker is ready; its clock starts only then.
         worker.call = call
         call.sent_at = time.monotonic()
         worker.protocol.send(call.frame)
+        if worker.ready:
+            self._start_clock(worker, call)
+
+    def _start_clock(self, worker: _Worker, call: _Call) -> None:
+        # ``timeout=`` limits an item's own run, never a worker's start or
+        # its setup: a clock started at sending would kill a worker in setup
+        # again and again, and no item would ever run.
         if call.timeout is not None:
+            call.clock_from = time.monotonic()
             call.timer = self._loop.call_later(call.timeout, self._check_time, worker, call)
 
     def _check_time(self, worker: _Worker, call: _Call) -> None:
         if worker.call is not call or call.timeout is None:
             return
         _, started = worker.tracker.read()
-        began = max(started, call.sent_at)
+        began = max(started, call.clock_from)
         overrun = time.monotonic() - began
         if overrun < call.timeout:
             call.timer = self._loop.call_later(
@@ -253,16 +279,23 @@ class SupervisedPool:
     def _on_frame(self, worker: _Worker, frame: bytes | bytearray) -> None:
         try:
             message = pickle.loads(frame)
-        except Exception as exc:  # noqa: BLE001 - a reply the parent cannot read fails its call
-            message = ("error", exc, None, 0)
+        except BaseException as exc:  # noqa: BLE001 - a reply the parent cannot read fails its call
+            # Even SystemExit: unpickling runs the reply's own code, and
+            # nothing it raises may stop the event loop that drives the pool.
+            message = ("error", _unreadable(exc), None, 0)
         kind = message[0]
         if kind == "ready":
             worker.ready = True
             self._start_failures = 0
+            if worker.call is not None:
+                self._start_clock(worker, worker.call)
             return
         if kind == "failed":
+            # The initializer raised: every worker would fail the same way,
+            # so the pool is broken now, as ProcessPoolExecutor's would be.
             self._start_error = message[1]
             message[1].__cause__ = RemoteTraceback(message[2])
+            self._break()
             return
         call, worker.call = worker.call, None
         assert call is not None  # noqa: S101 - a worker answers only what it was sent
@@ -294,7 +327,8 @@ class SupervisedPool:
         worker.retiring = True
         with contextlib.suppress(ValueError):
             self._idle.remove(worker)
-        worker.protocol.send(b"")
+        if not worker.protocol.send(b""):
+            worker.process.kill()  # its connection is closing: it cannot be asked
         if replace and not self._closing:
             self._in_background(self._spawn(1))
 
@@ -309,7 +343,9 @@ class SupervisedPool:
         if not worker.ready and call is not None:
             # Not the call's fault: send it again, unless the pool broke while
             # this worker was starting, as the call would then wait for ever.
-            if self._broken:
+            if call.future.done():  # its caller gave up meanwhile
+                pass
+            elif self._broken:
                 call.future.set_exception(self._broken_error())
             else:
                 self._pending.appendleft(call)
@@ -435,6 +471,16 @@ class SupervisedPool:
         task.add_done_callback(self._background.discard)
         task.add_done_callback(retrieve_outcome)  # a failure is already passed to the calls
         return task
+
+
+def _unreadable(exc: BaseException) -> Exception:
+    # An exception is the call's own failure; anything else (SystemExit,
+    # KeyboardInterrupt) is wrapped, so that it fails the call and no more.
+    if isinstance(exc, Exception):
+        return exc
+    error = UnpicklableError(f"the reply of a worker could not be unpickled: {exc!r}")
+    error.__cause__ = exc
+    return error
 
 
 def _position(tracker: Tracker, call: _Call) -> int | None:

@@ -82,10 +82,16 @@ class FrameProtocol(asyncio.BufferedProtocol):
         del exc  # how it ended is learned from the worker's exit status
         self._on_lost()
 
-    def send(self, data: bytes) -> None:
-        """Queue one frame to the worker; the loop writes what the socket does not take now."""
-        assert self.transport is not None  # noqa: S101 - sent to only once connected
-        self.transport.writelines((HEADER.pack(len(data)), data))
+    def send(self, data: bytes) -> bool:
+        """Queue one frame to the worker; the loop writes what the socket does not take now.
+
+        :returns: ``False`` if the connection is closing, so the frame cannot go
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        transport.writelines((HEADER.pack(len(data)), data))
+        return True
 
     def get_buffer(self, sizehint: int) -> memoryview:
         """Return where the next bytes from the socket go, however many the loop offers."""

@@ -22,7 +22,7 @@ from .._errors import ItemTimeoutError
 from .._ops import batch_results, shape
 from .._report import StageStats
 from .._specs import MapSpec
-from .._tasks import USER_CLEANUP_GRACE, call_user
+from .._tasks import USER_CLEANUP_GRACE, as_item_failure, call_user
 from ._common import Step, bind, policy_of, settle, settle_whole
 from ._window import Window
 
@@ -45,9 +45,9 @@ async def run_async(
         if batched:
             value = call(batch.items)
             if inspect.isawaitable(value):
-                value = await call_user(value)
+                value = await call_user(value, "the batch function")
             return batch_results(value, len(batch))
-        return [shape(op, await call_user(call(batch.items[0])))], None
+        return [shape(op, await call_user(call(batch.items[0]), "the function"))], None
 
     async def attempt(batch: Batch[Any]) -> Step:
         start = perf_counter()
@@ -56,8 +56,9 @@ async def run_async(
                 return await once(batch)
             with anyio.move_on_after(timeout):
                 return await once(batch)
-        except Exception as exc:  # noqa: BLE001 - settled by the stage's policy
-            return [], (0, exc)
+        except BaseException as exc:  # noqa: BLE001 - settled by the stage's policy
+            # A CancelledError from a sync batch function is the item's too.
+            return [], (0, as_item_failure(exc, "the function"))
         finally:
             stats.busy += perf_counter() - start
         return [], (0, _timed_out(timeout))  # the scope was cancelled: the only way past
@@ -103,7 +104,7 @@ async def held_for_the_stage(fn: object) -> AsyncIterator[None]:
     if not (hasattr(kind, "__aenter__") and hasattr(kind, "__aexit__")):
         yield
         return
-    await call_user(kind.__aenter__(fn))
+    await call_user(kind.__aenter__(fn), "the stage function's __aenter__")
     try:
         yield
     except BaseException as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -10,10 +11,12 @@ from typing import Any, TypeAlias
 import anyio
 
 from .._batch import Batch
+from .._errors import cancelled_by_code
 from .._ops import Op
 from .._policy import RUN_OBSERVER, ItemObserver, Policy
 from .._report import StageStats
 from .._specs import MapSpec
+from .._tasks import being_cancelled
 
 # What one try over a run of items gives: the shaped results of the items
 # before the first that failed, and that failure, ``(position, exception)``.
@@ -30,7 +33,12 @@ async def bind(spec: MapSpec, label: str) -> Callable[[Any], Any]:
     if spec.setup is None:
         return spec.fn
     try:
-        state = await anyio.to_thread.run_sync(spec.setup)
+        try:
+            state = await anyio.to_thread.run_sync(spec.setup)
+        except asyncio.CancelledError as exc:
+            if being_cancelled():
+                raise
+            raise cancelled_by_code(exc, "setup") from exc
     except Exception as exc:
         exc.add_note(f"pipework: in the setup of stage {label}")
         raise

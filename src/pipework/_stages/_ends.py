@@ -13,11 +13,11 @@ import anyio
 
 from .._batch import Batch
 from .._channel import Channel
-from .._errors import annotate
+from .._errors import annotate, cancelled_by_code
 from .._report import StageStats
 from .._shutdown import StopSignal
 from .._specs import SinkSpec, SourceSpec
-from .._tasks import call_user
+from .._tasks import being_cancelled, call_user
 
 # How long an aborted run waits for an async source's cleanup (its finally
 # blocks) before it gives up on it.
@@ -79,6 +79,10 @@ async def _pull_sync(
                 # extend() keeps what the iterator yielded before it raised.
                 _source_failed(exc, label, position + len(items))
                 raise
+            except asyncio.CancelledError as exc:  # a sync iterator's: never the run's
+                error = cancelled_by_code(exc, "the source")
+                _source_failed(error, label, position + len(items))
+                raise error from exc
             finally:
                 stats.busy += perf_counter() - start
             if not items:
@@ -100,7 +104,7 @@ async def _pull_async(
     # The whole loop runs as one user task, so the source is cancelled the
     # asyncio way (once, with room for the awaits in its finally blocks),
     # at the cost of one task per run rather than one per item.
-    await call_user(_pull_async_loop(iterator, label, out, stats))
+    await call_user(_pull_async_loop(iterator, label, out, stats), "the source")
 
 
 async def _pull_async_loop(
@@ -118,6 +122,12 @@ async def _pull_async_loop(
             except Exception as exc:
                 _source_failed(exc, label, position)
                 raise
+            except asyncio.CancelledError as exc:
+                if being_cancelled():
+                    raise
+                error = cancelled_by_code(exc, "the source")
+                _source_failed(error, label, position)
+                raise error from exc
             finally:
                 stats.busy += perf_counter() - start
             out.put_nowait(Batch(range(position, position + 1), [item]))
@@ -146,13 +156,21 @@ async def run_sink(spec: SinkSpec, label: str, inp: Channel[Any], stats: StageSt
             for position, item in enumerate(batch.items):  # noqa: B007 - read on failure
                 result = fn(item)
                 if is_async:
-                    await call_user(result)
+                    await call_user(result, "the sink")
                 elif inspect.iscoroutine(result):
                     _refuse_coroutine(result, label)
         except Exception as exc:
             stats.failed += 1
-            annotate(exc, label, batch.index[position], batch.items[position])
-            raise
+            noted = annotate(exc, label, batch.index[position], batch.items[position])
+            if noted is exc:
+                raise
+            raise noted from exc.__cause__
+        except asyncio.CancelledError as exc:
+            if being_cancelled():
+                raise
+            stats.failed += 1
+            error = cancelled_by_code(exc, "the sink")
+            raise annotate(error, label, batch.index[position], batch.items[position]) from exc
         finally:
             elapsed = perf_counter() - start
             stats.busy += elapsed
