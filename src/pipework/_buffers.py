@@ -13,6 +13,13 @@ segment it made or received with one sweep of the prefix, whatever
 happened to the workers, and a later run can remove the leftovers of a
 parent that was killed.
 
+``/dev/shm`` is shared by every user of the machine, and anyone may create
+a file there with any name. A sweep therefore removes only what is provably
+ours: a regular file (not a link), owned by our user, whose name has our
+exact form; an orphan sweep also needs its owner's pid to be dead. Anything
+else is left alone, so no other user can make our runs fail by planting a
+file, and a run as root never deletes another user's files.
+
 Receivers map segments copy-on-write, so a worker that writes to an array
 it received does not touch the sender's copy. Anything that pickles its data
 as a ``pickle.PickleBuffer`` travels this way: numpy arrays, Arrow buffers,
@@ -28,7 +35,9 @@ import ctypes
 import mmap
 import os
 import pickle
+import re
 import secrets
+import stat
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -54,6 +63,10 @@ THRESHOLD = 1 << 20
 
 SHM_DIR = Path("/dev/shm")  # noqa: S108 - the Linux shared-memory file system, not a temp dir
 _ENABLED = SHM_DIR.is_dir()
+
+# What `new_key` and `_write` name a segment: the parent's pid, the key's
+# random part, and the segment's own.
+_SEGMENT_NAME = re.compile(r"pipework-(\d+)-[0-9a-f]{16}-[0-9a-f]{16}")
 
 # A large buffer's place: the segment's name, and the offset and size within it.
 Segment = tuple[str, int, int]
@@ -139,23 +152,46 @@ def segments_of(packed: Packed) -> list[str]:
 
 
 def sweep(prefix: str) -> int:
-    """Remove every segment whose name starts with ``prefix``; return how many."""
+    """Remove every segment of ours whose name starts with ``prefix``; return how many."""
     if not _ENABLED:
         return 0
-    return _unlink_all(path.name for path in SHM_DIR.iterdir() if path.name.startswith(prefix))
+    return _unlink_all(
+        entry.name
+        for entry in _segments()
+        if entry.name.startswith(prefix) and _SEGMENT_NAME.fullmatch(entry.name) and _ours(entry)
+    )
 
 
 def sweep_orphans() -> int:
-    """Remove segments left by pipework processes that no longer exist."""
+    """Remove our user's segments left by pipework processes that no longer exist.
+
+    Files of other users, files named otherwise, and links are left alone,
+    whatever their names say (see the module docstring).
+    """
     if not _ENABLED:
         return 0
     orphans = []
-    for path in SHM_DIR.iterdir():
-        tag, _, rest = path.name.partition("-")
-        pid = rest.partition("-")[0]
-        if tag == "pipework" and pid.isdigit() and not alive(int(pid)):
-            orphans.append(path.name)
+    for entry in _segments():
+        name = _SEGMENT_NAME.fullmatch(entry.name)
+        if name is not None and _ours(entry) and not alive(int(name[1])):
+            orphans.append(entry.name)
     return _unlink_all(orphans)
+
+
+def _segments() -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(SHM_DIR) as entries:
+            return [entry for entry in entries if entry.name.startswith("pipework-")]
+    except OSError:  # unreadable: there is nothing we can sweep
+        return []
+
+
+def _ours(entry: os.DirEntry[str]) -> bool:
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid()
 
 
 def unlink(names: list[str]) -> None:
@@ -215,7 +251,8 @@ def _within_inbound(view: memoryview) -> Segment | None:
 def _unlink_all(names: Iterable[str]) -> int:
     count = 0
     for name in names:
-        with contextlib.suppress(FileNotFoundError):
+        # Gone already, or (in a sticky /dev/shm) another user's: not ours to remove.
+        with contextlib.suppress(FileNotFoundError, PermissionError):
             (SHM_DIR / name).unlink()
             count += 1
     return count
