@@ -261,6 +261,20 @@ async def test_a_process_failure_carries_the_worker_traceback():
     assert "fail_on_7" in str(cause)
 
 
+async def test_a_function_sent_by_value_shows_its_own_file_and_line_in_the_worker_traceback():
+    # cloudpickle names the file of a lambda or closure "<dynamic-code>", which
+    # left the worker's traceback without a file, a line or the source.
+    def fails_here(x):
+        raise ValueError(f"bad {x}")  # the line the traceback must show
+
+    with pytest.raises(ValueError, match="bad 0") as info:
+        await Pipeline(range(2)).map(fails_here, on="process", workers=1).run()
+    text = info.value.__cause__.text
+    assert "<dynamic-code>" not in text
+    assert f'File "{__file__}"' in text
+    assert 'raise ValueError(f"bad {x}")  # the line the traceback must show' in text
+
+
 @pytest.mark.parametrize("mode", ["inline", "async", "thread"])
 async def test_an_in_process_failure_keeps_its_own_traceback(mode):
     with pytest.raises(ValueError, match="bad item 7") as info:

@@ -125,6 +125,18 @@ async def test_process_flat_map_of_a_generator_function():
     assert out == [y for x in range(6) for y in range(x)]
 
 
+async def test_flat_map_of_an_async_generator_function_runs_on_the_loop():
+    async def pages(x):
+        for page in range(x):
+            await asyncio.sleep(0.001 * (5 - x))  # items finish out of order
+            yield (x, page)
+
+    pipeline = Pipeline(range(5)).flat_map(pages, concurrency=5)
+    assert await collect(pipeline) == [(x, page) for x in range(5) for page in range(x)]
+    report = await pipeline.run()
+    assert report["pages"].kind == "async flat_map"
+
+
 async def test_chain_of_every_kind():
     async def plus_one(x):
         await asyncio.sleep(0)

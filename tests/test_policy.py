@@ -261,3 +261,36 @@ BAD = [
 def test_bad_policies_fail_when_written(build, error, message):
     with pytest.raises(error, match=message):
         build()
+
+
+SHARED = ValueError("one instance for every item")
+
+
+def raise_shared(x):
+    raise SHARED
+
+
+@pytest.mark.parametrize("mode", ["inline", "async", "thread"])
+async def test_one_exception_raised_for_many_items_names_each_item_once(mode):
+    # Before: item 0's error carried "on item 0" through "on item 4".
+    report = (
+        await Pipeline(range(5)).map(stage(mode, raise_shared), errors="skip", **on(mode)).run()
+    )
+    assert [f.index for f in report.failures] == [0, 1, 2, 3, 4]
+    for failure in report.failures:
+        assert isinstance(failure.error, ValueError)
+        assert str(failure.error) == "one instance for every item"
+        notes = [note for note in failure.error.__notes__ if "on item" in note]
+        assert notes == [
+            f"pipework: in stage {failure.stage}, on item {failure.index}: {failure.index}"
+        ]
+
+
+async def test_failures_are_reported_in_source_order_whatever_order_they_failed_in():
+    async def fail_slowly(x):
+        await asyncio.sleep(0.01 * (10 - x))  # the last item fails first
+        raise ValueError(x)
+
+    report = await Pipeline(range(10)).map(fail_slowly, concurrency=10, errors="skip").run()
+    assert [f.index for f in report.failures] == list(range(10))
+    assert [f.index for f in report.stages[1].failures] == list(range(10))

@@ -110,6 +110,8 @@ def test_a_script_without_a_main_guard_fails_fast_and_says_why(tmp_path):
     assert "a pipeline was started while a worker process was importing" in done.stderr
     assert "WorkerStartError" in done.stderr
     assert "if __name__ == '__main__':" in done.stderr
+    assert "InvalidStateError" not in done.stderr  # a supervisor callback that failed
+    assert "Exception in callback" not in done.stderr
 
 
 def test_threadpoolctl_limits_a_native_library_that_is_already_loaded():

@@ -52,6 +52,20 @@ async def coroutine_source():
     return [1, 2]
 
 
+def each_digit(x):
+    yield from str(x)
+
+
+async def each_digit_later(x):
+    for digit in str(x):
+        yield digit
+
+
+class YieldingCallable:
+    def __call__(self, x):
+        yield x
+
+
 def locked_closure():
     lock = threading.Lock()
 
@@ -141,6 +155,29 @@ BAD = [
      r"generator function 'numbers'; call it"),
     ("Pipeline(async generator function)", lambda: Pipeline(anumbers), TypeError,
      r"generator function 'anumbers'; call it"),
+    ("Pipeline(str)", lambda: Pipeline("https://example.org"), TypeError,
+     r"got a str, which would stream its characters one by one; .*Pipeline\(\[value\]\)"),
+    ("Pipeline(bytes)", lambda: Pipeline(b"abc"), TypeError,
+     r"got a bytes, which would stream its bytes one by one"),
+    ("Pipeline(bytearray)", lambda: Pipeline(bytearray(3)), TypeError, r"got a bytearray"),
+    ("map(generator function)", lambda: p().map(each_digit), TypeError,
+     r"stage #1 'each_digit': map\(\) got a generator function.*use flat_map\(\)"),
+    ("map(async generator function)", lambda: p().map(each_digit_later), TypeError,
+     r"map\(\) got an async generator function.*use flat_map\(\)"),
+    ("map(partial of a generator)", lambda: p().map(functools.partial(each_digit)), TypeError,
+     r"map\(\) got a generator function"),
+    ("map(object yielding)", lambda: p().map(YieldingCallable()), TypeError,
+     r"map\(\) got a generator function"),
+    ("map(generator) on='process'", lambda: p().map(each_digit, on="process"), TypeError,
+     r"map\(\) got a generator function"),
+    ("filter(generator function)", lambda: p().filter(each_digit), TypeError,
+     r"filter\(\) got a generator function.*always true"),
+    ("map_batches(async generator)", lambda: p().map_batches(each_digit_later, max_size=2),
+     TypeError, r"map_batches\(\) got an async generator function"),
+    ("sink(generator function)", lambda: p().sink(each_digit), TypeError,
+     r"sink\(\) got the generator function 'each_digit'.*never run"),
+    ("async generator on='thread'", lambda: p().flat_map(each_digit_later, on="thread"),
+     TypeError, r"runs on the event loop; on='thread' is for sync functions"),
     ("map after sink", lambda: p().sink(print).map(double), TypeError,
      r"ends with sink\(\) takes no more stages"),
     ("batch after sink", lambda: p().sink(print).batch(2), TypeError,

@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from helpers import alive
@@ -98,6 +99,46 @@ async def test_a_hanging_item_raises_its_timeout_by_default():
         await Pipeline(range(20)).map(hang_on_5, on="process", workers=2, timeout=0.5).run()
     assert isinstance(caught.value, TimeoutError)
     assert any("on item 5: 5" in note for note in caught.value.__notes__)
+
+
+def slow_setup():
+    time.sleep(1.0)
+    return "model"
+
+
+def pid_with(state, x):
+    time.sleep(0.01)
+    return state, x, os.getpid()
+
+
+@pytest.mark.parametrize("on", ["process", "thread"])
+async def test_setup_does_not_count_against_an_items_timeout(on):
+    # Before: a process stage's workers were killed in their setup over and
+    # over (60 started in 15 s, no item ever ran); a thread stage's first
+    # items timed out while their threads ran setup.
+    pipeline = Pipeline(range(20)).map(pid_with, setup=slow_setup, on=on, workers=2, timeout=0.5)
+    with anyio.fail_after(60):
+        outputs = [out async for out in pipeline]
+    assert [(state, x) for state, x, _ in outputs] == [("model", x) for x in range(20)]
+    if on == "process":
+        assert len({pid for *_, pid in outputs}) == 2  # no worker was replaced
+
+
+def nap(x):
+    time.sleep(0.3)
+    return x
+
+
+async def test_a_timeout_shorter_than_a_workers_start_fails_items_not_the_pool(caplog):
+    # Before: WorkerStartError, "3 in a row died starting", and an
+    # InvalidStateError traceback from the supervisor's callback.
+    caplog.set_level("ERROR", logger="asyncio")
+    report = await (
+        Pipeline(range(4)).map(nap, on="process", workers=1, timeout=0.05, errors="skip").run()
+    )
+    assert [f.index for f in report.failures] == [0, 1, 2, 3]
+    assert all(isinstance(f.error, ItemTimeoutError) for f in report.failures)
+    assert not [r for r in caplog.records if r.name == "asyncio"]
 
 
 async def test_cancelling_mid_run_leaves_no_process_and_no_segment():

@@ -45,6 +45,10 @@ async def numbers() -> AsyncIterator[int]:
     yield 1
 
 
+async def pages(x: int) -> AsyncIterator[str]:
+    yield str(x)
+
+
 def save(x: str) -> None:
     pass
 
@@ -72,6 +76,7 @@ async def builder_types() -> None:
 
     assert_type(ints.flat_map(lambda x: [str(x)]), Pipeline[str])
     assert_type(ints.flat_map(range), Pipeline[int])
+    assert_type(ints.flat_map(pages, concurrency=4), Pipeline[str])
 
     assert_type(ints.batch(2), Pipeline[list[int]])
     assert_type(ints.batch(2, max_wait=0.1).map(sum), Pipeline[int])

@@ -235,7 +235,7 @@ class Pipeline(Generic[T_co]):
     @overload
     def flat_map(
         self,
-        fn: Callable[[T_co], Awaitable[Iterable[U]]],
+        fn: Callable[[T_co], Awaitable[Iterable[U]]] | Callable[[T_co], AsyncIterable[U]],
         *,
         concurrency: int | None = None,
         ordered: bool = True,
@@ -282,11 +282,19 @@ class Pipeline(Generic[T_co]):
         """Replace each item with the items of the iterable ``fn`` returns.
 
         It takes the same options as `map`. In a process stage the iterable is
-        made a list in the worker, because a generator cannot travel.
+        made a list in the worker, because a generator cannot travel. An async
+        generator function runs on the event loop, as an async function does,
+        and the items it yields for each input are its outputs.
 
         Example::
 
             Pipeline(documents).flat_map(split_sentences)
+
+            async def pages(query: str) -> AsyncIterator[Page]:
+                async for page in search(query):  # a paginated API
+                    yield page
+
+            Pipeline(queries).flat_map(pages, concurrency=8)
         """
         return self._then("flat_map", fn, options)
 

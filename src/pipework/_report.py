@@ -44,7 +44,8 @@ class StageReport:
         workers to get utilisation
     :ivar queue_capacity: the bound of its output channel (0 for a sink)
     :ivar queue_peak: the most items its output channel held at once
-    :ivar failures: the items it skipped, each with its error (the first 1,000)
+    :ivar failures: the items it skipped, each with its error, by index in the
+        source (the first 1,000 to fail)
     :ivar latency: per item, the time in the stage's work (a call, a chunk or a
         batch), as percentiles; ``None`` for a source or a batch stage
     """
@@ -91,7 +92,9 @@ class Report:
         """Every item skipped by a stage with ``errors="skip"`` or a dead-letter handler.
 
         Each names its stage, its index in the source, a repr of the item and
-        the exception; at most 1,000 are kept per stage.
+        the exception. They come stage by stage in pipeline order, and within
+        a stage by index in the source, whatever order the items failed in;
+        at most 1,000 are kept per stage, the first to fail.
         """
         return tuple(f for stage in self.stages for f in stage.failures)
 

@@ -9,6 +9,7 @@ stage has cleaned up: pools shut down, worker processes gone.
 from __future__ import annotations
 
 import multiprocessing
+from operator import attrgetter
 from time import perf_counter
 from typing import Any
 
@@ -77,7 +78,8 @@ async def _execute(graph: Graph, tail: Channel[Any] | None, stop: StopSignal | N
             queue_capacity=outputs[node.id].capacity if node.id in outputs else 0,
             queue_peak=outputs[node.id].peak if node.id in outputs else 0,
             items_retried=s.retried,
-            failures=tuple(s.failures),
+            # In source order, whatever order the items failed in.
+            failures=tuple(sorted(s.failures, key=attrgetter("index"))),
             latency=s.latency.summary(),
         )
         for node, s in zip(graph.nodes, stats, strict=True)

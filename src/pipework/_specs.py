@@ -137,6 +137,14 @@ def source_spec(source: object, *, name: str, buffer: int) -> SourceSpec:
         raise TypeError(
             f"Pipeline() needs an iterable or an async iterable, not {type(source).__qualname__}"
         )
+    if isinstance(source, str | bytes | bytearray | memoryview):
+        # Iterable, but almost always a slip for a list of one: Pipeline(url).
+        kind = type(source).__qualname__
+        raise TypeError(
+            f"Pipeline() got a {kind}, which would stream its "
+            f"{'characters' if isinstance(source, str) else 'bytes'} one by one; for one item, "
+            f"pass a list: Pipeline([value]); to stream its {kind} parts, pass iter(value)"
+        )
     return SourceSpec(source, name=_name(name, "name"), buffer=_count("buffer", buffer))
 
 
@@ -165,6 +173,7 @@ def map_spec(
         raise TypeError(f"{op}() needs a callable, not {type(fn).__qualname__}")
     stage_name = _callable_name(fn) if name is None else _name(name, "name")
     where = f"stage #{index} {stage_name!r}"
+    _refuse_generators(op, fn, where)
     if setup is not None and not callable(setup):
         raise TypeError(f"{where}: setup= must be a callable that takes no arguments")
     if not isinstance(ordered, bool):
@@ -231,6 +240,11 @@ def sink_spec(fn: object, *, name: object) -> SinkSpec:
     """Check a sink."""
     if not callable(fn):
         raise TypeError(f"sink() needs a callable, not {type(fn).__qualname__}")
+    if generator_kind(fn) is not None:
+        raise TypeError(
+            f"sink() got the {generator_kind(fn)} function {_callable_name(fn)!r}: calling it "
+            "only makes a generator, so its body would never run; write a plain function"
+        )
     return SinkSpec(
         fn=fn,
         name=_callable_name(fn) if name is None else _name(name, "name"),
@@ -244,6 +258,43 @@ def is_async_callable(fn: object) -> bool:
         fn = fn.func
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async def
+    )
+
+
+def generator_kind(fn: object) -> Literal["generator", "async generator"] | None:
+    """Whether calling ``fn`` makes a generator or an async generator, rather than a result."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    for candidate in (fn, getattr(fn, "__call__", None)):  # noqa: B004 - as in is_async_callable
+        if inspect.isasyncgenfunction(candidate):
+            return "async generator"
+        if inspect.isgeneratorfunction(candidate):
+            return "generator"
+    return None
+
+
+def _refuse_generators(op: Op, fn: object, where: str) -> None:
+    """Refuse a generator function where a call must return a value, at once.
+
+    ``map`` would output one generator object per item, and ``filter`` keep
+    every item, since a generator is always true. A flat_map takes either
+    kind (the items it yields are the outputs), and a batch function may
+    yield its results, one per item.
+    """
+    kind = generator_kind(fn)
+    if kind is None or op == "flat_map" or (kind == "generator" and op == "batch"):
+        return
+    if op == "map":
+        hint = "use flat_map() to output the items it yields"
+    elif op == "filter":
+        hint = "a generator object is always true, so every item would pass"
+    else:
+        hint = "return a list of results from an async def function instead"
+    article = "an" if kind == "async generator" else "a"
+    method = "map_batches" if op == "batch" else op
+    raise TypeError(
+        f"{where}: {method}() got {article} {kind} function, which makes a generator "
+        f"for each call rather than a result; {hint}"
     )
 
 
@@ -306,7 +357,7 @@ def _check_fit(mode: Mode, where: str, **options: object) -> None:
 
 
 def _mode(fn: object, on: object, where: str) -> Mode:
-    if is_async_callable(fn):
+    if is_async_callable(fn) or generator_kind(fn) == "async generator":
         if on is not None:
             raise TypeError(
                 f"{where}: an async def function runs on the event loop; "

@@ -104,6 +104,7 @@ def run_chunk(
     items: list[Any] | serial.Packed,
     *,
     tracker: Tracker | None = None,
+    began: Callable[[], object] | None = None,
 ) -> Outcome | serial.Packed | None:
     """Run one chunk of a stage in this worker.
 
@@ -111,6 +112,8 @@ def run_chunk(
     back packed too, its large buffers in segments named under ``key``; from
     a thread they are the list itself. A ``tracker`` is told as each item
     starts, so the parent can tell which item hung or killed the worker.
+    ``began`` is called once the stage is installed (its setup done) and the
+    items are about to run: a timeout counts from there.
 
     :returns: the outcome, or ``None`` if this worker needs the payload first
     """
@@ -123,6 +126,8 @@ def run_chunk(
             return None
         installed = _install(key, payload)
     remote = isinstance(items, tuple)
+    if began is not None:
+        began()
     if isinstance(installed, Exception):
         outcome: Outcome = [], 0.0, _failure(-1, installed, remote=remote)
     else:

@@ -9,6 +9,7 @@ shuts down. Process stages run on pipework's own supervised pool instead
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import Executor
 from functools import partial
 from typing import Any
@@ -64,17 +65,20 @@ class ExecutorBackend:
 
         An executor's work cannot be stopped from outside, so an ``item_timeout``
         fails the chunk but leaves its call to finish on its own; stages with
-        a timeout send one item per chunk here.
+        a timeout send one item per chunk here. In a thread the timeout counts
+        from when the items begin, after the thread's ``setup``; a remote
+        executor's worker cannot say when that is, so there the first chunk
+        each worker runs counts its setup too.
 
         :raises NotPicklableError: if an item cannot be pickled for a remote worker
         :raises ItemTimeoutError: if the chunk ran past ``item_timeout`` seconds
         """
         del tracked  # an executor's workers cannot report their progress
         try:
+            if not self._remote:
+                outcome: Outcome = await self._run_here(op, items, item_timeout)
+                return outcome
             with anyio.fail_after(item_timeout):
-                if not self._remote:
-                    outcome: Outcome = await self._run(op, items)
-                    return outcome
                 return await self._courier.round_trip(items, partial(self._run, op))
         except TimeoutError as exc:
             raise ItemTimeoutError(
@@ -83,17 +87,37 @@ class ExecutorBackend:
                 position=0 if len(items) == 1 else None,
             ) from exc
 
-    async def _run(self, op: Op, items: Any) -> Any:
-        outcome = await self._call(None, op, items)
+    async def _run_here(self, op: Op, items: list[Any], item_timeout: float | None) -> Any:
+        """Run a chunk on a thread, its timeout counted from the end of the thread's setup."""
+        if item_timeout is None:
+            return await self._run(op, items)
+        loop = asyncio.get_running_loop()
+        began = loop.create_future()
+        run = asyncio.ensure_future(
+            self._run(op, items, began=partial(loop.call_soon_threadsafe, _resolve, began))
+        )
+        try:
+            await asyncio.wait([began, run], return_when=asyncio.FIRST_COMPLETED)
+            with anyio.fail_after(item_timeout):
+                return await run
+        finally:
+            run.cancel()  # done already, or given up on: the thread finishes on its own
+            began.cancel()
+
+    async def _run(self, op: Op, items: Any, *, began: Callable[[], object] | None = None) -> Any:
+        outcome = await self._call(None, op, items, began)
         if outcome is None:
-            outcome = await self._call(self._payload, op, items)
+            outcome = await self._call(self._payload, op, items, began)
         if outcome is None:  # pragma: no cover - run_chunk installs any payload it is given
             raise RuntimeError("a worker did not install the stage it was sent")
         return outcome
 
-    async def _call(self, payload: Payload | None, op: Op, items: Any) -> Any:
+    async def _call(
+        self, payload: Payload | None, op: Op, items: Any, began: Callable[[], object] | None
+    ) -> Any:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, run_chunk, self._key, payload, op, items)
+        call = partial(run_chunk, self._key, payload, op, items, began=began)
+        return await loop.run_in_executor(self._executor, call)
 
     async def aclose(self, *, aborted: bool) -> None:
         """Shut down a thread pool this backend started; leave a user's executor open.
@@ -110,3 +134,8 @@ class ExecutorBackend:
                 else:
                     await anyio.to_thread.run_sync(partial(self._executor.shutdown, wait=True))
             buffers.sweep(self._prefix)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

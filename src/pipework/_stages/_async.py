@@ -21,7 +21,7 @@ from .._channel import Channel
 from .._errors import ItemTimeoutError
 from .._ops import batch_results, shape
 from .._report import StageStats
-from .._specs import MapSpec
+from .._specs import MapSpec, generator_kind
 from .._tasks import USER_CLEANUP_GRACE, as_item_failure, call_user
 from ._common import Step, bind, policy_of, settle, settle_whole
 from ._window import Window
@@ -40,6 +40,7 @@ async def run_async(
     policy = policy_of(spec, label, stats)
     batched = op == "batch"
     concurrency = spec.concurrency if spec.mode == "async" else 1  # a sync function blocks
+    streams = generator_kind(spec.fn) == "async generator"
 
     async def once(batch: Batch[Any]) -> Step:
         if batched:
@@ -47,7 +48,10 @@ async def run_async(
             if inspect.isawaitable(value):
                 value = await call_user(value, "the batch function")
             return batch_results(value, len(batch))
-        return [shape(op, await call_user(call(batch.items[0]), "the function"))], None
+        value = call(batch.items[0])
+        if streams:  # an async generator function's flat_map: its items are the outputs
+            return [await call_user(_collect(value), "the function")], None
+        return [shape(op, await call_user(value, "the function"))], None
 
     async def attempt(batch: Batch[Any]) -> Step:
         start = perf_counter()
@@ -83,6 +87,10 @@ async def run_async(
     )
     async with held_for_the_stage(spec.fn):
         await window.run()
+
+
+async def _collect(items: AsyncIterator[Any]) -> list[Any]:
+    return [item async for item in items]
 
 
 def _timed_out(timeout: float) -> ItemTimeoutError:
