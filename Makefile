@@ -54,4 +54,4 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-3.13 $(BENCH_VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -14,6 +14,8 @@ import pipework.http
 PUBLIC = [
     "Failure",
     "FilteredOutError",
+    "ItemCancelledError",
+    "ItemExitError",
     "ItemTimeoutError",
     "Latency",
     "Pipeline",

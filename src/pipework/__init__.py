@@ -11,6 +11,7 @@ pipelines that make no requests do not pay for importing aiohttp.
 """
 
 from ._errors import ItemCancelledError as ItemCancelledError
+from ._errors import ItemExitError as ItemExitError
 from ._errors import ItemTimeoutError as ItemTimeoutError
 from ._errors import PipeworkError as PipeworkError
 from ._errors import RemoteError as RemoteError
@@ -40,6 +41,7 @@ __all__ = [
     "Failure",
     "FilteredOutError",
     "ItemCancelledError",
+    "ItemExitError",
     "ItemTimeoutError",
     "Latency",
     "Pipeline",

@@ -16,6 +16,8 @@ pipework's own exceptions form a small tree::
     ├── ItemCancelledError
     │     a stage's own code raised ``asyncio.CancelledError``, though the run
     │     was not cancelled: the item's failure, not the run's cancellation
+    ├── ItemExitError
+    │     a thread or process stage's function called ``sys.exit()``
     ├── ServiceBusyError (defined in _tracking.py)
     │     a service is full and the caller asked not to wait
     ├── ServiceClosedError (also a RuntimeError; defined in _tracking.py)
@@ -43,6 +45,7 @@ from typing import Any
 
 __all__ = [
     "ItemCancelledError",
+    "ItemExitError",
     "ItemTimeoutError",
     "PipeworkError",
     "RemoteError",
@@ -53,6 +56,7 @@ __all__ = [
     "annotate",
     "annotate_batch",
     "cancelled_by_code",
+    "exited_by_code",
     "is_cancellation",
 ]
 
@@ -164,6 +168,30 @@ class ItemCancelledError(PipeworkError):
     """
 
 
+class ItemExitError(PipeworkError):
+    """A thread or process stage's function raised ``SystemExit``: it called ``sys.exit()``.
+
+    On a worker that would end the worker process, or reach the event loop
+    from a thread and end the whole program. It is the item's failure
+    instead, settled by the stage's ``retry=`` and ``errors=``.
+
+    :ivar code: the exit code the function asked for
+    """
+
+    def __init__(self, message: str, *, code: object = None) -> None:
+        """Record the exit code."""
+        super().__init__(message)
+        self.code = code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Travel back from a worker process with the exit code."""
+        return _rebuild_exit_error, (str(self), self.code)
+
+
+def _rebuild_exit_error(message: str, code: object) -> ItemExitError:
+    return ItemExitError(message, code=code)
+
+
 class RemoteTraceback(Exception):  # noqa: N818 - it is a traceback, shown as a cause, not an error
     """The traceback of an exception raised in a worker process.
 
@@ -204,6 +232,17 @@ def cancelled_by_code(exc: BaseException, where: str = "") -> ItemCancelledError
     error = ItemCancelledError(
         f"{where or 'the code'} raised asyncio.CancelledError, but the run was not being "
         "cancelled: it fails the item (a task it awaited was cancelled, perhaps)"
+    )
+    error.__cause__ = exc
+    return error
+
+
+def exited_by_code(exc: SystemExit, where: str) -> ItemExitError:
+    """Return the failure that stands for a ``SystemExit`` raised by a worker's function."""
+    error = ItemExitError(
+        f"{where} raised SystemExit (sys.exit({exc.code!r})), which would end its worker; "
+        "it fails the item",
+        code=exc.code,
     )
     error.__cause__ = exc
     return error

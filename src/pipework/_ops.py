@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Literal
 
-from ._errors import cancelled_by_code, is_cancellation
+from ._errors import cancelled_by_code, exited_by_code, is_cancellation
 
 Op = Literal["map", "filter", "flat_map", "batch"]
 """``batch`` is a map over whole batches: the function takes a list of items and
@@ -39,15 +39,19 @@ def shape(op: Op, value: Any) -> Any:
 
 
 def apply(
-    call: Callable[[Any], Any], op: Op, items: list[Any]
+    call: Callable[[Any], Any], op: Op, items: list[Any], *, in_worker: bool = False
 ) -> tuple[list[Any], tuple[int, Exception] | None]:
     """Apply ``call`` to each item in order, stopping at the first exception.
+
+    ``in_worker`` says it runs on a worker thread or process, where a
+    ``SystemExit`` would end the worker, or reach the event loop and end the
+    program; there it is the item's failure, `ItemExitError`.
 
     :returns: the shaped results so far, and ``(position, exception)`` if an
         item failed; for ``batch``, the whole list fails at position 0
     """
     if op == "batch":
-        return _apply_to_batch(call, items)
+        return _apply_to_batch(call, items, in_worker=in_worker)
     results: list[Any] = []
     append = results.append
     position = 0
@@ -60,13 +64,19 @@ def apply(
                 append(shape(op, call(item)))
     except Exception as exc:  # noqa: BLE001 - the caller re-raises it with the item named
         return results, (position, exc)
-    except BaseException as exc:
-        # A sync function cannot be cancelled by the run: its CancelledError
-        # is the item's failure, or it would pass for the run's own.
-        if not is_cancellation(exc):
-            raise
-        return results, (position, cancelled_by_code(exc, "the function"))
+    except BaseException as exc:  # noqa: BLE001 - _failure_of raises what no item may own
+        return results, (position, _failure_of(exc, "the function", in_worker=in_worker))
     return results, None
+
+
+def _failure_of(exc: BaseException, where: str, *, in_worker: bool) -> Exception:
+    # A sync function cannot be cancelled by the run: its CancelledError is
+    # the item's failure, or it would pass for the run's own.
+    if is_cancellation(exc):
+        return cancelled_by_code(exc, where)
+    if in_worker and isinstance(exc, SystemExit):
+        return exited_by_code(exc, where)
+    raise exc
 
 
 class BatchLengthError(ValueError):
@@ -74,16 +84,14 @@ class BatchLengthError(ValueError):
 
 
 def _apply_to_batch(
-    call: Callable[[Any], Any], items: list[Any]
+    call: Callable[[Any], Any], items: list[Any], *, in_worker: bool
 ) -> tuple[list[Any], tuple[int, Exception] | None]:
     try:
         return batch_results(call(items), len(items))
     except Exception as exc:  # noqa: BLE001 - the caller settles it for the whole batch
         return [], (0, exc)
-    except BaseException as exc:
-        if not is_cancellation(exc):
-            raise
-        return [], (0, cancelled_by_code(exc, "the batch function"))
+    except BaseException as exc:  # noqa: BLE001 - _failure_of raises what no item may own
+        return [], (0, _failure_of(exc, "the batch function", in_worker=in_worker))
 
 
 def batch_results(value: Any, count: int) -> tuple[list[Any], tuple[int, Exception] | None]:

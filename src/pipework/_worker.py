@@ -140,7 +140,10 @@ def run_chunk(
         )
         start = perf_counter()
         results, failed = apply(
-            installed if tracker is None else _tracked(installed, tracker), op, values
+            installed if tracker is None else _tracked(installed, tracker),
+            op,
+            values,
+            in_worker=True,
         )
         if tracker is not None:
             tracker.begin(len(values))  # past the last item: a death now is no item's fault

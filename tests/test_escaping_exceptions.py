@@ -1,4 +1,4 @@
-"""A CancelledError raised by user code is its item's failure, never a silent end of the run.
+"""A CancelledError or a SystemExit raised by user code is its item's failure.
 
 Only cancelling the run may cancel a run. A stage function that awaits a task
 someone else cancelled, or a thread that raises ``asyncio.CancelledError``,
@@ -6,16 +6,21 @@ used to end its stage as if the run had been cancelled: ``run()`` returned
 normally with the items after it gone, and a service's callers waited for
 ever. Each case here fails the item with `ItemCancelledError`, which the
 stage's policy settles like any other failure.
+
+Likewise ``sys.exit()`` in a thread or process stage's function used to end
+the whole program (from a thread) or kill three workers in turn (in a
+process); it fails its item with `ItemExitError`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import anyio
 import pytest
 
-from pipework import ItemCancelledError, Pipeline
+from pipework import ItemCancelledError, ItemExitError, Pipeline
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -192,3 +197,32 @@ async def test_a_timeout_still_cancels_the_item_as_a_timeout():
 
     report = await Pipeline(range(2)).map(hang, timeout=0.05, errors="skip").run()
     assert [type(f.error).__name__ for f in report.failures] == ["ItemTimeoutError"] * 2
+
+
+def exit_on_bad(x):
+    if x == BAD:
+        sys.exit(7)
+    return x
+
+
+@pytest.mark.parametrize("on", ["thread", "process"])
+async def test_sys_exit_in_a_workers_function_fails_its_item_alone(on):
+    outputs = []
+    report = await (
+        Pipeline(range(10))
+        .map(exit_on_bad, on=on, workers=2, errors="skip")
+        .sink(outputs.append)
+        .run()
+    )
+    assert outputs == [x for x in range(10) if x != BAD]
+    [failure] = report.failures
+    assert failure.index == BAD
+    assert isinstance(failure.error, ItemExitError)
+    assert failure.error.code == 7
+    assert "sys.exit(7)" in str(failure.error)
+
+
+async def test_sys_exit_in_a_thread_stops_a_raising_run_but_not_the_program():
+    with pytest.raises(ItemExitError) as caught:
+        await Pipeline(range(10)).map(exit_on_bad, on="thread").run()
+    assert any(f"on item {BAD}" in note for note in caught.value.__notes__)
