@@ -79,6 +79,25 @@ def _failure_of(exc: BaseException, where: str, *, in_worker: bool) -> Exception
     raise exc
 
 
+def refuse_awaitables(op: Op, results: list[Any]) -> TypeError | None:
+    """Return the error for a map whose sync function returned awaitables, closing them.
+
+    A coroutine that will never run is closed where it was made, so no
+    "never awaited" warning escapes, even from chunks that were still in
+    flight when the first such error stopped the run. One look per chunk:
+    a function that returns an awaitable for one item does for all.
+    """
+    if op not in ("map", "batch") or not results or not inspect.isawaitable(results[0]):
+        return None
+    for value in results:
+        if inspect.iscoroutine(value):
+            value.close()
+    return TypeError(
+        "the function returned an awaitable; to await it, pass an async def function "
+        "(a lambda cannot be async: define one with async def)"
+    )
+
+
 class BatchLengthError(ValueError):
     """A batch function returned a different number of results than it was given items."""
 

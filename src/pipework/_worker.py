@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from . import _buffers as buffers
 from . import _serial as serial
 from ._errors import RemoteError, UnpicklableError, cancelled_by_code, is_cancellation
-from ._ops import Op, apply
+from ._ops import Op, apply, refuse_awaitables
 
 if TYPE_CHECKING:
     from ._executors._tracker import Tracker
@@ -131,35 +131,43 @@ def run_chunk(
     if isinstance(installed, Exception):
         outcome: Outcome = [], 0.0, _failure(-1, installed, remote=remote)
     else:
-        # The sender removes these segments once the chunk is done. Tracked,
-        # so that a result lying in one goes back as a reference, not a copy.
-        if tracker is not None:
-            tracker.begin(-1)
-        values: list[Any] = (
-            serial.unpack(items, unlink=False, track=True) if isinstance(items, tuple) else items
-        )
-        start = perf_counter()
-        results, failed = apply(
-            installed if tracker is None else _tracked(installed, tracker),
-            op,
-            values,
-            in_worker=True,
-        )
-        if tracker is not None:
-            tracker.begin(len(values))  # past the last item: a death now is no item's fault
-        elapsed = perf_counter() - start
-        if failed is None:
-            outcome = results, elapsed, None
-        else:
-            # The results before the failure are kept: a policy that skips or
-            # retries the item needs them, and they are not computed twice.
-            outcome = results, elapsed, _failure(*failed, remote=remote)
+        outcome = _run_items(installed, op, items, tracker)
     if not remote:
         return outcome
     try:
         return _send_back(outcome, buffers.prefix_for(key))
     finally:
         buffers.forget_inbound()
+
+
+def _run_items(
+    call: Callable[[Any], Any],
+    op: Op,
+    items: list[Any] | serial.Packed,
+    tracker: Tracker | None,
+) -> Outcome:
+    remote = isinstance(items, tuple)
+    # The sender removes these segments once the chunk is done. Tracked, so
+    # that a result lying in one goes back as a reference, not a copy.
+    if tracker is not None:
+        tracker.begin(-1)
+    values: list[Any] = (
+        serial.unpack(items, unlink=False, track=True) if isinstance(items, tuple) else items
+    )
+    start = perf_counter()
+    results, failed = apply(
+        call if tracker is None else _tracked(call, tracker), op, values, in_worker=True
+    )
+    if tracker is not None:
+        tracker.begin(len(values))  # past the last item: a death now is no item's fault
+    elapsed = perf_counter() - start
+    if (awaited := refuse_awaitables(op, results)) is not None:
+        results, failed = [], (0, awaited)
+    if failed is None:
+        return results, elapsed, None
+    # The results before the failure are kept: a policy that skips or
+    # retries the item needs them, and they are not computed twice.
+    return results, elapsed, _failure(*failed, remote=remote)
 
 
 def _tracked(call: Callable[[Any], Any], tracker: Tracker) -> Callable[[Any], Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeAlias
@@ -12,7 +11,7 @@ import anyio
 
 from .._batch import Batch
 from .._errors import cancelled_by_code
-from .._ops import Op
+from .._ops import Op, refuse_awaitables
 from .._policy import RUN_OBSERVER, ItemObserver, Policy
 from .._report import StageStats
 from .._specs import MapSpec
@@ -112,8 +111,8 @@ async def settle_whole(
 def finish(op: Op, batch: Batch[Any], results: list[Any], label: str) -> Batch[Any]:
     """Turn a chunk's shaped results into the batch the stage puts on its output."""
     if op in ("map", "batch"):
-        if results and inspect.isawaitable(results[0]):
-            raise _awaitable_error(results, label)
+        if (error := refuse_awaitables(op, results)) is not None:
+            raise _named(error, label)
         return Batch(batch.index, results)
     if op == "filter":
         kept = [i for i, keep in enumerate(results) if keep]
@@ -134,11 +133,5 @@ def _tell_shape(
             observer.reshaped(index, count, label)
 
 
-def _awaitable_error(results: list[Any], label: str) -> TypeError:
-    for value in results:
-        if inspect.iscoroutine(value):
-            value.close()  # it will never run; closing it silences "never awaited"
-    return TypeError(
-        f"stage {label}: the function returned an awaitable; to await it, pass an "
-        "async def function (a lambda cannot be async: define one with async def)"
-    )
+def _named(error: TypeError, label: str) -> TypeError:
+    return TypeError(f"stage {label}: {error}")
