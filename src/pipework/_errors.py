@@ -44,6 +44,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 __all__ = [
+    "MAIN_GUARD_NOTE",
     "ItemCancelledError",
     "ItemExitError",
     "ItemTimeoutError",
@@ -64,6 +65,15 @@ _short = reprlib.Repr()
 _short.maxstring = 60
 _short.maxother = 60
 _short.maxlist = 4
+
+
+# Workers that die as they start, with no word, most often come from a script
+# without a main guard: each worker imports the main module, and starts again.
+MAIN_GUARD_NOTE = (
+    "pipework: if workers die as soon as they start, check that the script starts its "
+    "pools and pipelines under `if __name__ == '__main__':`, because worker processes "
+    "import the main module."
+)
 
 
 class PipeworkError(Exception):

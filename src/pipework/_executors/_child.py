@@ -62,7 +62,8 @@ def serve(
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, then the worker exits
         send_frame(sock, pickle.dumps(("failed", portable(exc), _format(exc))))
         sys.exit(1)
-    send_frame(sock, pickle.dumps(("ready", os.getpid())))
+    me = os.getpid()
+    send_frame(sock, pickle.dumps(("ready", me)))
     while frame := recv_frame(sock):
         fn, args, tracked = pickle.loads(frame)
         try:
@@ -70,6 +71,8 @@ def serve(
             reply: tuple[Any, ...] = ("ok", value)
         except Exception as exc:  # noqa: BLE001 - a call's failure is its reply
             reply = ("error", portable(exc), _format(exc))
+        if os.getpid() != me:
+            _stop_forked_child()
         rss = _resident_bytes() if measure_memory else 0
         try:
             data = pickle.dumps((*reply, rss), protocol=5)
@@ -79,20 +82,56 @@ def serve(
         send_frame(sock, data)
 
 
+class CallEscaped(Exception):  # noqa: N818 - it carries what escaped, it is not an error itself
+    """Carries a ``SystemExit`` or ``KeyboardInterrupt`` from a `ProcessPool` call to its caller.
+
+    Raised as such in the worker, it would end the worker and come back as
+    `WorkerDiedError`; ``ProcessPoolExecutor`` gives the caller the exception.
+    """
+
+    def __init__(self, escaped: BaseException) -> None:
+        """Wrap ``escaped``."""
+        super().__init__(escaped)
+        self.escaped = escaped
+
+
 def call_pickled(blob: bytes) -> bytes:
     """Run a call that came pickled with cloudpickle, and pickle its result the same way.
 
     For `ProcessPool`: cloudpickle lets lambdas travel, and lets a result
     whose class is defined in the user's script arrive as the parent's class.
     """
-    fn, args, kwargs = pickle.loads(blob)
-    return cloudpickle.dumps(fn(*args, **kwargs))  # type: ignore[no-any-return]
+    try:
+        fn, args, kwargs = pickle.loads(blob)
+        return cloudpickle.dumps(fn(*args, **kwargs))  # type: ignore[no-any-return]
+    except Exception:
+        raise
+    except BaseException as exc:  # sys.exit() in the call, or as its result pickles
+        raise CallEscaped(exc) from exc
 
 
-def start_pickled(blob: bytes) -> None:
-    """Run a user's initializer that came pickled with cloudpickle."""
-    initializer, initargs = pickle.loads(blob)
-    initializer(*initargs)
+def start_pickled(blob: bytes, *initargs: Any) -> None:
+    """Run a user's initializer that came pickled with cloudpickle, with ``initargs``.
+
+    The arguments are the worker process's own, so that what multiprocessing
+    lets travel only to a starting process (a ``Queue``, a ``Lock``) can be
+    among them, as with ``ProcessPoolExecutor``.
+    """
+    pickle.loads(blob)(*initargs)
+
+
+def _stop_forked_child() -> None:
+    # The call forked, and the child returned from it into this loop, as
+    # though it were the worker: its reply would interleave with the
+    # worker's on their shared socket, and the parent would read duplicated,
+    # lost or garbled results. Stop it, and say why.
+    sys.stderr.write(
+        f"pipework: process {os.getpid()} was forked by a call in worker process "
+        f"{os.getppid()} and returned from it into the worker's loop; it was stopped. "
+        "A child forked in a worker must end with os._exit() (or exec), never return.\n"
+    )
+    sys.stderr.flush()
+    os._exit(70)
 
 
 def _format(exc: BaseException) -> str:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import contextlib
 import itertools
 import pickle
 import sys
-import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
@@ -16,9 +13,10 @@ from typing import Any, ParamSpec, TypeVar
 
 from .. import _serial as serial
 from .._errors import UnpicklableError
-from ._child import call_pickled, start_pickled
+from ._child import start_pickled
+from ._pool_thread import PoolThread
 from ._processes import default_workers, worker_context, worker_environment
-from ._supervisor import PoolOptions, SupervisedPool
+from ._supervisor import PoolOptions
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,43 +57,51 @@ class ProcessPool(Executor):
         initargs: tuple[Any, ...] = (),
         max_tasks_per_worker: int | None = None,
         max_memory_per_worker: int | None = None,
+        max_tasks_per_child: int | None = None,
     ) -> None:
-        """Start the workers; see the class docstring."""
-        workers = _positive("max_workers", max_workers) or default_workers()
+        """Start the workers; see the class docstring.
+
+        ``max_tasks_per_child`` is ``ProcessPoolExecutor``'s name for
+        ``max_tasks_per_worker``, accepted so that a pool can be swapped in.
+
+        :raises ValueError: for a count below 1
+        :raises UnpicklableError: if the initializer cannot be pickled
+        :raises TypeError: if ``initargs`` cannot be pickled, as multiprocessing says
+        """
+        if max_tasks_per_child is not None:
+            if max_tasks_per_worker is not None:
+                raise TypeError(
+                    "ProcessPool: give max_tasks_per_worker= or max_tasks_per_child=, not both"
+                )
+            max_tasks_per_worker = max_tasks_per_child
+        workers = _count("max_workers", max_workers) or default_workers()
         options = PoolOptions(
             workers=workers,
             context=worker_context(worker_environment(workers)),
             initializer=None if initializer is None else start_pickled,
-            initargs=() if initializer is None else (_pickle((initializer, initargs)),),
-            max_tasks=_positive("max_tasks_per_worker", max_tasks_per_worker),
-            max_memory=_positive("max_memory_per_worker", max_memory_per_worker),
+            # The arguments go as the worker process's own, pickled by
+            # multiprocessing as it starts: only then may a Queue or a Lock travel.
+            initargs=()
+            if initializer is None
+            else (_pickle(initializer, "the initializer"), *initargs),
+            max_tasks=_count("max_tasks_per_worker", max_tasks_per_worker),
+            max_memory=_count("max_memory_per_worker", max_memory_per_worker),
         )
-        # The pool lives on an event loop of its own, in a thread, so that it
-        # serves callers with or without a loop of their own.
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="pipework-process-pool", daemon=True
-        )
-        self._thread.start()
-        self._pool: SupervisedPool = self._wait(_open(options))
+        self._thread = PoolThread(options)
         self._max_workers = workers  # read by pipelines given on=pool
-        self._lock = threading.Lock()
-        self._closed = False
-        # Workers are not daemons (they may start processes of their own), so
-        # multiprocessing joins them at exit; close the pool before that.
-        atexit.register(_close_at_exit, weakref.ref(self))
+        # Dropped without shutdown(): finish the calls and let the workers go,
+        # as ProcessPoolExecutor does. Exit is handled by PoolThread itself.
+        finalizer = weakref.finalize(self, self._thread.shutdown, wait=False, cancel=False)
+        finalizer.atexit = False
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         """Schedule ``fn(*args, **kwargs)`` in a worker and return its future.
 
         :raises UnpicklableError: at once, if the call cannot be pickled
         :raises RuntimeError: if the pool is shut down
+        :raises WorkerStartError: a ``BrokenProcessPool``, if workers cannot start
         """
-        blob = _pickle((fn, args, kwargs))
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("cannot schedule new futures after shutdown")
-            return asyncio.run_coroutine_threadsafe(_call(self._pool, blob), self._loop)
+        return self._thread.submit(_pickle((fn, args, kwargs)))
 
     def map(
         self,
@@ -109,7 +115,7 @@ class ProcessPool(Executor):
         ``chunksize`` sends that many calls to a worker at once, which costs
         less per call for small ones.
         """
-        if _positive("chunksize", chunksize) == 1:
+        if _count("chunksize", chunksize) == 1:
             return super().map(fn, *iterables, timeout=timeout)
         calls = zip(*iterables, strict=False)
         chunks = iter(lambda: list(itertools.islice(calls, chunksize)), [])
@@ -121,55 +127,14 @@ class ProcessPool(Executor):
 
         Returns at once with ``wait=False``; the workers still finish and exit.
         """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        done = asyncio.run_coroutine_threadsafe(
-            _close(self._pool, cancel=cancel_futures), self._loop
-        )
-        if wait:
-            done.result()
-            self._thread.join()
-            self._loop.close()
-
-    def _wait(self, work: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
-
-
-async def _call(pool: SupervisedPool, blob: bytes) -> Any:
-    return pickle.loads(await pool.call(call_pickled, blob))
-
-
-async def _open(options: PoolOptions) -> SupervisedPool:
-    pool = SupervisedPool(options)
-    await pool.start()
-    return pool
-
-
-async def _close(pool: SupervisedPool, *, cancel: bool) -> None:
-    # Calls submitted before shutdown() reached the loop before this did, so
-    # cancelling here cancels every one that waits.
-    loop = asyncio.get_running_loop()
-    try:
-        if cancel:
-            pool.cancel_pending()
-        await pool.aclose(kill=False)
-    finally:
-        loop.call_soon(loop.stop)
-
-
-def _close_at_exit(ref: weakref.ref[ProcessPool]) -> None:
-    pool = ref()
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+        self._thread.shutdown(wait=wait, cancel=cancel_futures)
 
 
 def _run_chunk(fn: Callable[..., R], calls: list[tuple[Any, ...]]) -> list[R]:
     return [fn(*args) for args in calls]
 
 
-def _pickle(value: object) -> bytes:
+def _pickle(value: object, what: str = "the call") -> bytes:
     # By reference where the workers can import the function, as
     # ProcessPoolExecutor does, so that it sees its module's globals there (a
     # model an initializer loaded, say); by value with cloudpickle otherwise:
@@ -180,14 +145,15 @@ def _pickle(value: object) -> bytes:
     try:
         return serial.dumps(value)
     except Exception as exc:
-        raise UnpicklableError(f"the call cannot be pickled for a worker process: {exc}") from exc
+        raise UnpicklableError(f"{what} cannot be pickled for a worker process: {exc}") from exc
 
 
-def _positive(name: str, value: int | None) -> int | None:
+def _count(name: str, value: int | None) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"ProcessPool: {name}= must be a whole number, not {value!r}")
     if value < 1:
-        raise ValueError(f"ProcessPool: {name}= must be at least 1, not {value}")
+        # ProcessPoolExecutor's words, so that code which matches them still does.
+        raise ValueError(f"ProcessPool: {name} must be greater than 0, not {value}")
     return value

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing.context
 import os
 import pickle
@@ -39,6 +40,7 @@ from typing import Any
 import anyio
 
 from .._errors import (
+    MAIN_GUARD_NOTE,
     ItemTimeoutError,
     RemoteTraceback,
     UnpicklableError,
@@ -49,6 +51,8 @@ from .._tasks import retrieve_outcome
 from ._child import serve
 from ._tracker import Tracker
 from ._wire import FrameProtocol
+
+logger = logging.getLogger("pipework")
 
 # Workers that die before they are ready, one after another, with no worker
 # becoming ready in between: the pool is broken, not unlucky.
@@ -125,10 +129,16 @@ class SupervisedPool:
         self._pending: deque[_Call] = deque()
         self._start_failures = 0
         self._start_error: BaseException | None = None
+        self._broken_by = f"{_START_FAILURES} in a row died starting"
         self._broken = False
         self._accepting = True  # false once closing: no new calls
         self._closing = False  # true once the calls are done: no new workers
         self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def broken(self) -> bool:
+        """Whether workers cannot start, so every call fails with `broken_error`."""
+        return self._broken
 
     @property
     def capacity(self) -> int:
@@ -160,7 +170,7 @@ class SupervisedPool:
         :raises WorkerStartError: if workers die as they start, so none can run the call
         """
         if self._broken:
-            raise self._broken_error()
+            raise self.broken_error()
         if not self._accepting:
             raise RuntimeError("the pool is shut down")
         tracked = tracked or item_timeout is not None
@@ -295,6 +305,8 @@ class SupervisedPool:
             # so the pool is broken now, as ProcessPoolExecutor's would be.
             self._start_error = message[1]
             message[1].__cause__ = RemoteTraceback(message[2])
+            logger.error("a worker's initializer raised: the pool is broken", exc_info=message[1])
+            self._broken_by = "the initializer raised"
             self._break()
             return
         call, worker.call = worker.call, None
@@ -346,7 +358,7 @@ class SupervisedPool:
             if call.future.done():  # its caller gave up meanwhile
                 pass
             elif self._broken:
-                call.future.set_exception(self._broken_error())
+                call.future.set_exception(self.broken_error())
             else:
                 self._pending.appendleft(call)
             call = None
@@ -389,18 +401,22 @@ class SupervisedPool:
         self._broken = True
         for call in self._pending:
             if not call.future.done():
-                call.future.set_exception(self._broken_error())
+                call.future.set_exception(self.broken_error())
         self._pending.clear()
 
-    def _broken_error(self) -> WorkerStartError:
-        # A new exception for each call: one object raised in many tasks
-        # would gather all their tracebacks.
+    def broken_error(self) -> WorkerStartError:
+        """Return why the pool is broken, as a new exception for each call.
+
+        One object raised in many tasks would gather all their tracebacks.
+        """
         error = WorkerStartError(
-            f"worker processes could not start: {_START_FAILURES} in a row died starting"
-            + ("; the last one's error is the cause" if self._start_error else ""),
+            f"worker processes could not start: {self._broken_by}"
+            + ("; its error is the cause" if self._start_error else ""),
             exitcode=None,
         )
         error.__cause__ = self._start_error
+        if self._start_error is None:  # they died with no word: most often, no main guard
+            error.add_note(MAIN_GUARD_NOTE)
         return error
 
     # Starting and reaping workers ------------------------------------------
@@ -415,6 +431,7 @@ class SupervisedPool:
             # No worker can start (the fork server is gone, say): fail the
             # calls that wait rather than leave them waiting for ever.
             self._start_error = exc
+            self._broken_by = "a worker process could not be started"
             self._break()
             raise
 
@@ -439,6 +456,9 @@ class SupervisedPool:
             try:
                 # Starting a process waits on the fork server, or on a spawn.
                 await anyio.to_thread.run_sync(process.start)
+            except BaseException:
+                ours.close()  # no process: nobody else will close our end
+                raise
             finally:
                 theirs.close()
             try:

@@ -22,6 +22,7 @@ from .._batch import Batch
 from .._channel import Channel
 from .._chunking import DEFAULT_TARGET, ChunkSizer
 from .._errors import (
+    MAIN_GUARD_NOTE,
     ItemTimeoutError,
     RemoteTraceback,
     UnpicklableError,
@@ -236,11 +237,10 @@ class _Chunks:
 
 def _worker_died(exc: BrokenExecutor, label: str) -> BrokenExecutor:
     # Every chunk in flight may receive the same exception object; say it once.
-    note = (
-        f"pipework: a worker of stage {label} died. If workers die as soon as they "
-        "start, check that the script runs its pipeline under "
-        "`if __name__ == '__main__':`, because worker processes import the main module."
-    )
-    if note not in getattr(exc, "__notes__", ()):
+    notes = getattr(exc, "__notes__", ())
+    note = f"pipework: a worker of stage {label} died."
+    if MAIN_GUARD_NOTE not in notes:  # else the pool has said it
+        note += MAIN_GUARD_NOTE.removeprefix("pipework:")
+    if note not in notes:
         exc.add_note(note)
     return exc
