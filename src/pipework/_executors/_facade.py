@@ -47,6 +47,9 @@ class ProcessPool(Executor):
     :param initializer: called in each worker as it starts, with ``initargs``
     :param max_tasks_per_worker: calls a worker serves before it is replaced
     :param max_memory_per_worker: resident bytes past which a worker is replaced
+
+    A pool dropped without ``shutdown()``, or still open at exit, finishes the
+    calls it was given and lets its workers go, as the standard pool does.
     """
 
     def __init__(
