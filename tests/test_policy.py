@@ -250,10 +250,18 @@ BAD = [
         "cannot go with a fixed chunksize",
     ),
     (lambda: Pipeline([1]).map(abs, on="process", chunk_time=0), ValueError, "chunk_time= must"),
-    (lambda: ProcessPool(0), ValueError, "max_workers= must be at least 1"),
+    # ProcessPoolExecutor's words, so that code matching them still does.
+    (lambda: ProcessPool(0), ValueError, "max_workers must be greater than 0"),
+    (lambda: ProcessPool(-1), ValueError, "max_workers must be greater than 0, not -1"),
     (lambda: ProcessPool(True), TypeError, "max_workers= must be a whole number"),
-    (lambda: ProcessPool(1, max_tasks_per_worker=0), ValueError, "max_tasks_per_worker="),
-    (lambda: ProcessPool(1, max_memory_per_worker=-5), ValueError, "max_memory_per_worker="),
+    (lambda: ProcessPool(1, max_tasks_per_worker=0), ValueError, "max_tasks_per_worker must"),
+    (lambda: ProcessPool(1, max_tasks_per_child=0), ValueError, "max_tasks_per_child must"),
+    (
+        lambda: ProcessPool(1, max_tasks_per_child=2, max_tasks_per_worker=2),
+        TypeError,
+        "not both",
+    ),
+    (lambda: ProcessPool(1, max_memory_per_worker=-5), ValueError, "max_memory_per_worker must"),
 ]
 
 

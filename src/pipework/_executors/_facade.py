@@ -76,7 +76,7 @@ class ProcessPool(Executor):
                 raise TypeError(
                     "ProcessPool: give max_tasks_per_worker= or max_tasks_per_child=, not both"
                 )
-            max_tasks_per_worker = max_tasks_per_child
+            max_tasks_per_worker = _count("max_tasks_per_child", max_tasks_per_child)
         workers = _count("max_workers", max_workers) or default_workers()
         options = PoolOptions(
             workers=workers,
