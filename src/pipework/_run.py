@@ -18,7 +18,7 @@ from ._graph import Graph, output_capacity
 from ._policy import RUN_OBSERVER, ItemObserver
 from ._report import Report, StageReport, StageStats
 from ._shutdown import StopSignal
-from ._stages import run_node
+from ._stages import claim_sources, run_node
 from ._tasks import FailFastGroup
 
 
@@ -40,6 +40,7 @@ async def execute(
     token = RUN_OBSERVER.set(observer)  # even None: a run inside a stage has its own
     try:
         _refuse_in_worker_bootstrap()
+        claim_sources(graph)
         return await _execute(graph, tail, stop)
     finally:
         RUN_OBSERVER.reset(token)

@@ -36,7 +36,7 @@ DEFAULT_CONCURRENCY = 16
 """Calls an async stage keeps in flight by default."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class SourceSpec:
     """Where items come from."""
 

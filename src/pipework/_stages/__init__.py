@@ -14,9 +14,11 @@ from .._specs import BatchSpec, MapSpec, SinkSpec, SourceSpec, StageSpec
 from .._tasks import being_cancelled
 from ._async import run_async
 from ._batch import run_batch
-from ._ends import run_sink, run_source
 from ._inline import run_inline
 from ._pooled import run_pooled
+from ._sink import run_sink
+from ._source import claim_sources as claim_sources
+from ._source import run_source
 
 
 async def run_node(
