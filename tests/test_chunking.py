@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import array
+
 import pytest
 
-from pipework._chunking import DEFAULT_TARGET, MAX_CHUNK, ChunkSizer
+from pipework._chunking import CHUNK_BYTES, DEFAULT_TARGET, MAX_CHUNK, ChunkSizer, approx_size
 
 
 def test_fixed_size_ignores_measurements():
@@ -91,3 +93,62 @@ def test_smoothing_follows_a_lasting_change_within_a_few_observations():
         sizes.append(sizer.size())
     assert sizes == sorted(sizes, reverse=True)  # moves steadily toward the new size
     assert sizes[-1] == 10
+
+
+# Bytes: large items travel in small chunks -------------------------------------------------
+
+
+def test_large_items_make_chunks_of_a_few_megabytes_however_cheap():
+    sizer = ChunkSizer()
+    sizer.observe(1, 1e-6, item_bytes=1_000_000)  # cheap, but a megabyte each
+    assert sizer.size() == CHUNK_BYTES // 1_000_000
+
+
+def test_an_item_larger_than_the_budget_goes_alone():
+    sizer = ChunkSizer()
+    sizer.observe(1, 1e-6, item_bytes=10 * CHUNK_BYTES)
+    assert sizer.size() == 1
+
+
+def test_small_items_still_reach_the_largest_chunk():
+    sizer = ChunkSizer()
+    sizer.observe(100, 1e-5, item_bytes=28)  # ints
+    assert sizer.size() == MAX_CHUNK
+
+
+def test_a_larger_item_shrinks_chunks_at_once_and_smaller_ones_gradually():
+    sizer = ChunkSizer()
+    sizer.observe(10, 1e-5, item_bytes=100)
+    sizer.observe(1, 1e-6, item_bytes=2_000_000)
+    assert sizer.size() == CHUNK_BYTES // 2_000_000  # at once
+    sizer.observe(10, 1e-5, item_bytes=100)
+    assert sizer.size() < MAX_CHUNK  # not yet forgotten
+    for _ in range(60):
+        sizer.observe(10, 1e-5, item_bytes=100)
+    assert sizer.size() == MAX_CHUNK
+
+
+def test_time_still_limits_chunks_of_small_slow_items():
+    sizer = ChunkSizer(target=0.02)
+    sizer.observe(1, 0.01, item_bytes=10)
+    assert sizer.size() == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "low", "high"),
+    [
+        (bytes(1_000_000), 1_000_000, 1_000_000),
+        ("x" * 5000, 5000, 5000),
+        (memoryview(bytes(4096)), 4096, 4096),
+        ([bytes(10_000)] * 100, 1_000_000, 1_100_000),  # a sample, scaled by the length
+        ({"a": bytes(50_000)}, 50_000, 60_000),
+        ((1, 2, 3), 28, 500),
+        (12345, 20, 40),
+    ],
+)
+def test_approx_size_counts_the_data_a_value_holds(value, low, high):
+    assert low <= approx_size(value) <= high
+
+
+def test_approx_size_counts_an_array_by_its_buffer():
+    assert approx_size(memoryview(array.array("d", range(1000)))) == 8000

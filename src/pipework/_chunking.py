@@ -4,9 +4,18 @@ One call into a process pool costs a fraction of a millisecond, so sending
 one item per call caps a stage at a few thousand items a second. Sending
 chunks amortises that cost; sizing each chunk to take about ``target``
 seconds of work keeps latency and load balance good as well.
+
+Time alone is not enough: cheap items that are large (a megabyte of bytes
+whose length is taken) would make chunks of thousands of megabytes, and a
+stage holds several chunks at once. So a chunk is also held to
+`CHUNK_BYTES`, by the measured size of its items and of their results,
+whichever is larger: large items travel in small chunks, small ones in large.
 """
 
 from __future__ import annotations
+
+import sys
+from itertools import islice
 
 DEFAULT_TARGET = 0.02
 """Seconds of work per chunk.
@@ -19,18 +28,32 @@ so this bounds only how work is divided when there is a backlog.
 """
 
 MAX_CHUNK = 4096
+"""The most items in one chunk, however cheap and small they are."""
+
+CHUNK_BYTES = 4 * 1024 * 1024
+"""The most bytes of items (or of results) in one chunk, as `approx_size` measures them.
+
+A stage holds a few chunks per worker, so this keeps a stage's memory to
+tens of megabytes whatever its items, while a chunk of small items still
+reaches `MAX_CHUNK`.
+"""
+
+# How many elements of a container `approx_size` looks at, and how deep.
+_SAMPLE = 8
+_DEPTH = 3
 
 
 class ChunkSizer:
     """Sizes chunks from the measured time per item, or keeps a fixed size."""
 
-    __slots__ = ("_fixed", "_per_item", "_target")
+    __slots__ = ("_bytes_per_item", "_fixed", "_per_item", "_target")
 
     def __init__(self, fixed: int | None = None, target: float = DEFAULT_TARGET) -> None:
         """Use ``fixed`` items per chunk, or adapt toward ``target`` seconds per chunk."""
         self._fixed = fixed
         self._target = target
         self._per_item: float | None = None
+        self._bytes_per_item = 0.0
 
     def size(self) -> int:
         """Return the number of items for the next chunk."""
@@ -40,12 +63,23 @@ class ChunkSizer:
             # Nothing measured yet: start small so the first results come
             # back soon and the first measurement is cheap.
             return 1
-        return max(1, min(MAX_CHUNK, int(self._target / self._per_item)))
+        by_time = int(self._target / self._per_item)
+        by_bytes = int(CHUNK_BYTES / self._bytes_per_item) if self._bytes_per_item else MAX_CHUNK
+        return max(1, min(MAX_CHUNK, by_time, by_bytes))
 
-    def observe(self, items: int, seconds: float) -> None:
-        """Record that ``items`` items took ``seconds`` of work in a worker."""
+    def observe(self, items: int, seconds: float, item_bytes: int = 0) -> None:
+        """Record that ``items`` items took ``seconds`` of work in a worker.
+
+        ``item_bytes`` is the size of one item or of its result, whichever
+        is larger (`approx_size`). Larger items count at once, so the next
+        chunk is already small; smaller ones bring the estimate down gradually.
+        """
         if items <= 0:
             return
+        if item_bytes >= self._bytes_per_item:
+            self._bytes_per_item = float(item_bytes)
+        else:
+            self._bytes_per_item += 0.3 * (item_bytes - self._bytes_per_item)
         # A no-op item measures as zero; a floor keeps the division finite.
         per_item = max(seconds / items, 1e-8)
         if self._per_item is None:
@@ -54,3 +88,23 @@ class ChunkSizer:
             # Smooth over noisy timings while following a real change in the
             # work within a few chunks.
             self._per_item += 0.3 * (per_item - self._per_item)
+
+
+def approx_size(value: object, depth: int = _DEPTH) -> int:
+    """Return about how many bytes ``value`` holds, cheaply: a sample, not a walk.
+
+    Buffers count their data (bytes, str, arrays through ``nbytes``);
+    containers count a few elements and scale by their length.
+    """
+    if isinstance(value, bytes | bytearray | str):
+        return len(value)
+    nbytes = getattr(value, "nbytes", None)  # numpy arrays, memoryviews, buffers
+    if isinstance(nbytes, int):
+        return nbytes
+    size = sys.getsizeof(value, 64)
+    if depth and isinstance(value, list | tuple | set | frozenset | dict) and value:
+        elements = value.items() if isinstance(value, dict) else value
+        sample = list(islice(elements, _SAMPLE))
+        sampled = sum(approx_size(element, depth - 1) for element in sample)
+        size += sampled * len(value) // len(sample)
+    return size

@@ -20,7 +20,7 @@ from typing import Any
 
 from .._batch import Batch
 from .._channel import Channel
-from .._chunking import DEFAULT_TARGET, ChunkSizer
+from .._chunking import DEFAULT_TARGET, ChunkSizer, approx_size
 from .._errors import (
     MAIN_GUARD_NOTE,
     ItemTimeoutError,
@@ -149,7 +149,12 @@ class _Chunks:
             annotate(exc, self._label, None)
             raise
         self._stats.busy += seconds
-        self._sizer.observe(len(batch), seconds)
+        # One item and its result stand for the chunk's: cheap, and enough
+        # to keep large items in small chunks (see _chunking).
+        item_bytes = approx_size(batch.items[0]) if batch.items else 0
+        if results:
+            item_bytes = max(item_bytes, approx_size(results[0]))
+        self._sizer.observe(len(batch), seconds, item_bytes)
         if failure is None:
             return results, None
         position, error, remote_traceback = failure
