@@ -28,12 +28,12 @@ from ._policy import Failure as Failure
 from ._policy import Retry as Retry
 from ._report import Report as Report
 from ._report import StageReport as StageReport
+from ._service import FilteredOutError as FilteredOutError
 from ._service import Service as Service
+from ._service import ServiceBusyError as ServiceBusyError
+from ._service import ServiceClosedError as ServiceClosedError
 from ._shutdown import stop_on_signals as stop_on_signals
 from ._stream import Stream as Stream
-from ._tracking import FilteredOutError as FilteredOutError
-from ._tracking import ServiceBusyError as ServiceBusyError
-from ._tracking import ServiceClosedError as ServiceClosedError
 
 __version__ = "0.1.0"
 

@@ -18,11 +18,11 @@ pipework's own exceptions form a small tree::
     │     was not cancelled: the item's failure, not the run's cancellation
     ├── ItemExitError
     │     a thread or process stage's function called ``sys.exit()``
-    ├── ServiceBusyError (defined in _tracking.py)
+    ├── ServiceBusyError (defined in _service/_ledger.py)
     │     a service is full and the caller asked not to wait
-    ├── ServiceClosedError (also a RuntimeError; defined in _tracking.py)
+    ├── ServiceClosedError (also a RuntimeError; defined in _service/_ledger.py)
     │     a service is not open, or stopped before it could answer
-    ├── FilteredOutError (defined in _tracking.py)
+    ├── FilteredOutError (defined in _service/_ledger.py)
     │     a service's filter stage dropped the item that was submitted
     └── http.HTTPError (in pipework.http, defined in _http/_error.py)
           a request failed after every attempt it was allowed; names the URL,

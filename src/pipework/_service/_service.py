@@ -22,13 +22,13 @@ from typing import Any, Generic, Literal, TypeVar
 
 import anyio
 
-from ._channel import Channel
-from ._graph import Graph, Node, output_capacity
-from ._report import Report
-from ._run import execute
-from ._specs import BatchSpec, MapSpec, SinkSpec, SourceSpec, source_spec
-from ._tasks import FailFastGroup, retrieve_outcome
-from ._tracking import Gate, Intake, Ledger, ServiceBusyError, ServiceClosedError
+from .._channel import Channel
+from .._graph import Graph, Node, output_capacity
+from .._report import Report
+from .._run import execute
+from .._specs import BatchSpec, MapSpec, SinkSpec, SourceSpec, source_spec
+from .._tasks import FailFastGroup, retrieve_outcome
+from ._ledger import Gate, Intake, Ledger, ServiceBusyError, ServiceClosedError
 
 R_co = TypeVar("R_co", covariant=True)
 

@@ -15,10 +15,10 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from ._batch import Batch
-from ._errors import PipeworkError
-from ._policy import Failure
-from ._tasks import retrieve_outcome
+from .._batch import Batch
+from .._errors import PipeworkError
+from .._policy import Failure
+from .._tasks import retrieve_outcome
 
 
 class ServiceBusyError(PipeworkError):
