@@ -24,8 +24,8 @@ from ._latency import Latency as Latency
 from ._loop import run as run
 from ._map import map as map  # noqa: A004 - pipework.map is the name users expect
 from ._pipeline import Pipeline as Pipeline
-from ._policy import Failure as Failure
 from ._policy import Retry as Retry
+from ._report import Failure as Failure
 from ._report import Report as Report
 from ._report import StageReport as StageReport
 from ._service import FilteredOutError as FilteredOutError

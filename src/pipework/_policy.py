@@ -23,17 +23,15 @@ import random
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 import anyio
 
 from ._errors import annotate, annotate_batch, cancelled_by_code, describe_item, is_cancellation
+from ._report import Failure, StageStats
 from ._tasks import call_user
 
-if TYPE_CHECKING:
-    from ._report import StageStats
-
-ErrorHandler: TypeAlias = Literal["raise", "skip"] | Callable[["Failure"], Any]
+ErrorHandler: TypeAlias = Literal["raise", "skip"] | Callable[[Failure], Any]
 
 # A report keeps at most this many failures per stage; a dead-letter handler
 # sees every one. A stream of millions of bad items must not fill memory.
@@ -85,24 +83,6 @@ class Retry:
         """Return how long to wait after try number ``attempt`` failed."""
         bound = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return random.uniform(0, bound)  # noqa: S311 - jitter, not cryptography
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """An item that failed for good and was skipped: in the report, and for a dead-letter handler.
-
-    :ivar stage: the stage's label, such as ``#2 'parse' (process map)``
-    :ivar index: the item's position in the source
-    :ivar item: a short repr of the item (the item itself may be large, or gone)
-    :ivar error: the exception of its last try, with a note naming stage and item
-    :ivar attempts: how many times it was tried
-    """
-
-    stage: str
-    index: int
-    item: str
-    error: BaseException
-    attempts: int
 
 
 class ItemObserver(Protocol):

@@ -17,7 +17,7 @@ from typing import Any
 
 from .._batch import Batch
 from .._errors import PipeworkError
-from .._policy import Failure
+from .._report import Failure
 from .._tasks import retrieve_outcome
 
 
