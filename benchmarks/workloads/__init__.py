@@ -1,7 +1,8 @@
 """The workloads, one module each; `WORKLOADS` maps a letter to its ``run``.
 
 (a) to (f) are the workloads of issue 3; (g) kills workers while a stage runs (issue 4);
-(h) runs the demo under load, batched and not (the main job).
+(h) runs the demo under load, batched and not (the main job); (i) holds large items
+(issue 12).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Callable
 
 from ..report import Section
 from ..session import Session
-from . import arrays, chaos, latency, memory, overhead, pipeline, scaling, serving
+from . import arrays, chaos, large_items, latency, memory, overhead, pipeline, scaling, serving
 
 WORKLOADS: dict[str, Callable[[Session], Section]] = {
     "a": overhead.run,
@@ -21,4 +22,5 @@ WORKLOADS: dict[str, Callable[[Session], Section]] = {
     "f": latency.run,
     "g": chaos.run,
     "h": serving.run,
+    "i": large_items.run,
 }

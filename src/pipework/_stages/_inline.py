@@ -35,7 +35,9 @@ async def run_inline(
             stats.busy += elapsed
             stats.latency.add(elapsed / len(batch), len(batch))
 
-    while (batch := await inp.take()) is not None:
+    # At most what its output holds: the outputs it makes wait here for room,
+    # so a small buffer after a stage that makes large items keeps it small.
+    while (batch := await inp.take(out.capacity)) is not None:
         stats.items_in += len(batch)
         result = await settle(op, batch, attempt, policy, label)
         if len(result):
