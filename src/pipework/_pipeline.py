@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from typing import Any, Generic, Literal, Never, TypeVar, overload
+from typing import Any, Generic, Literal, Never, TypeVar, Unpack, overload
 
 from ._graph import Graph
 from ._ops import Op
-from ._policy import ErrorHandler, Retry
+from ._options import (
+    AnyOptions,
+    AsyncBatchOptions,
+    AsyncOptions,
+    WorkerBatchOptions,
+    WorkerOptions,
+)
 from ._report import Report
 from ._run import execute
 from ._service import DEFAULT_MAX_IN_FLIGHT, Service, service_graph
 from ._shutdown import StopSignal
-from ._specs import DEFAULT_BUFFER, On, batch_spec, map_spec, sink_spec, source_spec
+from ._specs import DEFAULT_BUFFER, batch_spec, map_spec, sink_spec, source_spec
 from ._stream import Stream
 
 T_co = TypeVar("T_co", covariant=True)
@@ -87,14 +93,7 @@ class Pipeline(Generic[T_co]):
     def map(
         self,
         fn: Callable[[T_co], Awaitable[U]],
-        *,
-        concurrency: int | None = None,
-        ordered: bool = True,
-        retry: int | Retry | None = None,
-        errors: ErrorHandler = "raise",
-        timeout: float | None = None,
-        buffer: int = DEFAULT_BUFFER,
-        name: str | None = None,
+        **options: Unpack[AsyncOptions],
     ) -> Pipeline[U]: ...
     @overload
     def map(
@@ -102,29 +101,13 @@ class Pipeline(Generic[T_co]):
         fn: Callable[[S, T_co], Awaitable[U]],
         *,
         setup: Callable[[], S],
-        concurrency: int | None = None,
-        ordered: bool = True,
-        retry: int | Retry | None = None,
-        errors: ErrorHandler = "raise",
-        timeout: float | None = None,
-        buffer: int = DEFAULT_BUFFER,
-        name: str | None = None,
+        **options: Unpack[AsyncOptions],
     ) -> Pipeline[U]: ...
     @overload
     def map(
         self,
         fn: Callable[[T_co], U],
-        *,
-        on: On = None,
-        workers: int | None = None,
-        chunksize: int | None = None,
-        chunk_time: float | None = None,
-        ordered: bool = True,
-        retry: int | Retry | None = None,
-        errors: ErrorHandler = "raise",
-        timeout: float | None = None,
-        buffer: int = DEFAULT_BUFFER,
-        name: str | None = None,
+        **options: Unpack[WorkerOptions],
     ) -> Pipeline[U]: ...
     @overload
     def map(
@@ -132,16 +115,7 @@ class Pipeline(Generic[T_co]):
         fn: Callable[[S, T_co], U],
         *,
         setup: Callable[[], S],
-        on: On = None,
-        workers: int | None = None,
-        chunksize: int | None = None,
-        chunk_time: float | None = None,
-        ordered: bool = True,
-        retry: int | Retry | None = None,
-        errors: ErrorHandler = "raise",
-        timeout: float | None = None,
-        buffer: int = DEFAULT_BUFFER,
-        name: str | None = None,
+        **options: Unpack[WorkerOptions],
     ) -> Pipeline[U]: ...
     def map(self, fn: Callable[..., Any], **options: Any) -> Pipeline[Any]:
         """Apply ``fn`` to every item.
@@ -187,18 +161,7 @@ class Pipeline(Generic[T_co]):
     def filter(
         self,
         predicate: Callable[[T_co], object],
-        *,
-        on: On = None,
-        workers: int | None = None,
-        concurrency: int | None = None,
-        chunksize: int | None = None,
-        chunk_time: float | None = None,
-        ordered: bool = True,
-        retry: int | Retry | None = None,
-        errors: ErrorHandler = "raise",
-        timeout: float | None = None,
-        buffer: int = DEFAULT_BUFFER,
-        name: str | None = None,
+        **options: Unpack[AnyOptions],
     ) -> Pipeline[T_co]: ...
     @overload
     def filter(
@@ -206,17 +169,7 @@ class Pipeline(Generic[T_co]):
         predicate: Callable[[S, T_co], object],
         *,
         setup: Callable[[], S],
-        on: On = None,
-        workers: int | None = None,
-        concurrency: int | None = None,
-        chunksize: int | None = None,
-        chunk_time: float | None = None,
-        ordered: bool = True,
-        retry: int | Retry | None = None,
-        errors: ErrorHandler = "raise",
-        timeout: float | None = None,
-        buffer: int = DEFAULT_BUFFER,
-        name: str | None = None,
+        **options: Unpack[AnyOptions],
     ) -> Pipeline[T_co]: ...
     def filter(self, predicate: Callable[..., Any], **options: Any) -> Pipeline[Any]:
         """Keep the items for which ``predicate`` is true; it may be async.
@@ -236,30 +189,13 @@ class Pipeline(Generic[T_co]):
     def flat_map(
         self,
         fn: Callable[[T_co], Awaitable[Iterable[U]]] | Callable[[T_co], AsyncIterable[U]],
-        *,
-        concurrency: int | None = None,
-        ordered: bool = True,
-        retry: int | Retry | None = None,
-        errors: ErrorHandler = "raise",
-        timeout: float | None = None,
-        buffer: int = DEFAULT_BUFFER,
-        name: str | None = None,
+        **options: Unpack[AsyncOptions],
     ) -> Pipeline[U]: ...
     @overload
     def flat_map(
         self,
         fn: Callable[[T_co], Iterable[U]],
-        *,
-        on: On = None,
-        workers: int | None = None,
-        chunksize: int | None = None,
-        chunk_time: float | None = None,
-        ordered: bool = True,
-        retry: int | Retry | None = None,
-        errors: ErrorHandler = "raise",
-        timeout: float | None = None,
-        buffer: int = DEFAULT_BUFFER,
-        name: str | None = None,
+        **options: Unpack[WorkerOptions],
     ) -> Pipeline[U]: ...
     @overload
     def flat_map(
@@ -267,16 +203,7 @@ class Pipeline(Generic[T_co]):
         fn: Callable[[S, T_co], Iterable[U]],
         *,
         setup: Callable[[], S],
-        on: On = None,
-        workers: int | None = None,
-        chunksize: int | None = None,
-        chunk_time: float | None = None,
-        ordered: bool = True,
-        retry: int | Retry | None = None,
-        errors: ErrorHandler = "raise",
-        timeout: float | None = None,
-        buffer: int = DEFAULT_BUFFER,
-        name: str | None = None,
+        **options: Unpack[WorkerOptions],
     ) -> Pipeline[U]: ...
     def flat_map(self, fn: Callable[..., Any], **options: Any) -> Pipeline[Any]:
         """Replace each item with the items of the iterable ``fn`` returns.
@@ -306,14 +233,7 @@ class Pipeline(Generic[T_co]):
         fn: Callable[[list[T_co]], Awaitable[Iterable[U]]],
         *,
         max_size: int,
-        max_wait: float | None = None,
-        concurrency: int | None = None,
-        ordered: bool = True,
-        retry: int | Retry | None = None,
-        errors: ErrorHandler = "raise",
-        timeout: float | None = None,
-        buffer: int = DEFAULT_BUFFER,
-        name: str | None = None,
+        **options: Unpack[AsyncBatchOptions],
     ) -> Pipeline[U]: ...
     @overload
     def map_batches(
@@ -321,15 +241,7 @@ class Pipeline(Generic[T_co]):
         fn: Callable[[list[T_co]], Iterable[U]],
         *,
         max_size: int,
-        max_wait: float | None = None,
-        on: On = None,
-        workers: int | None = None,
-        ordered: bool = True,
-        retry: int | Retry | None = None,
-        errors: ErrorHandler = "raise",
-        timeout: float | None = None,
-        buffer: int = DEFAULT_BUFFER,
-        name: str | None = None,
+        **options: Unpack[WorkerBatchOptions],
     ) -> Pipeline[U]: ...
     @overload
     def map_batches(
@@ -338,15 +250,7 @@ class Pipeline(Generic[T_co]):
         *,
         setup: Callable[[], S],
         max_size: int,
-        max_wait: float | None = None,
-        on: On = None,
-        workers: int | None = None,
-        ordered: bool = True,
-        retry: int | Retry | None = None,
-        errors: ErrorHandler = "raise",
-        timeout: float | None = None,
-        buffer: int = DEFAULT_BUFFER,
-        name: str | None = None,
+        **options: Unpack[WorkerBatchOptions],
     ) -> Pipeline[U]: ...
     def map_batches(self, fn: Callable[..., Any], **options: Any) -> Pipeline[Any]:
         """Apply ``fn`` to batches of items; it returns one result per item, which flow on singly.
