@@ -8,6 +8,7 @@ with a bound that follows from the configuration:
 - an async stage holds at most ``2 * concurrency`` items in its window;
 - a thread or process stage holds at most ``4 * workers`` chunks of
   ``chunksize`` items;
+- a stage given ``max_in_flight=`` holds at most that many, chunks included;
 - an inline stage holds at most the one batch it took last, no bigger than
   its own output's ``buffer=`` (nor than the channel it came from);
 - a sink and a stream's reader each hold at most the one batch they took
@@ -69,6 +70,11 @@ MIDDLE = {
     "async": ({"fn": async_square, "concurrency": 3}, 2 * 3),
     "thread": ({"fn": square, "on": "thread", "workers": 2, "chunksize": 2}, 4 * 2 * 2),
     "process": ({"fn": square, "on": "process", "workers": 2, "chunksize": 2}, 4 * 2 * 2),
+    # Adaptive chunks, which for cheap items grow to thousands: max_in_flight
+    # is then the whole of what the stage may hold, chunks included.
+    "thread, max_in_flight": ({"fn": square, "on": "thread", "max_in_flight": 10}, 10),
+    "process, max_in_flight": ({"fn": square, "on": "process", "max_in_flight": 10}, 10),
+    "async, max_in_flight": ({"fn": async_square, "concurrency": 8, "max_in_flight": 5}, 5),
 }
 
 

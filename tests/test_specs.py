@@ -82,6 +82,16 @@ def p():
 
 # (id, build, exception type, regex on the message)
 BAD = [
+    ("max_in_flight=0", lambda: p().map(double, on="thread", max_in_flight=0), ValueError,
+     r"max_in_flight= must be at least 1, not 0"),
+    ("max_in_flight='8'", lambda: p().map(double, max_in_flight="8"), TypeError,
+     r"max_in_flight= must be a whole number"),
+    ("chunksize over max_in_flight",
+     lambda: p().map(double, on="process", chunksize=32, max_in_flight=8), ValueError,
+     r"chunksize=32 cannot fit in max_in_flight=8"),
+    ("max_size over max_in_flight",
+     lambda: p().map_batches(lambda xs: xs, max_size=64, max_in_flight=16), ValueError,
+     r"max_size=64 cannot fit in max_in_flight=16"),
     ("workers=0", lambda: p().map(double, on="thread", workers=0), ValueError,
      r"workers= must be at least 1, not 0"),
     ("workers=-1", lambda: p().map(double, on="thread", workers=-1), ValueError,

@@ -25,6 +25,7 @@ class StageOptions(TypedDict, total=False):
     timeout: float | None
     buffer: int
     name: str | None
+    max_in_flight: int | None
 
 
 class AsyncOptions(StageOptions, total=False):

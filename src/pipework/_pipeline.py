@@ -148,6 +148,14 @@ class Pipeline(Generic[T_co]):
             worker of an item that overruns, and replaces it; a thread cannot be
             killed, so it is left to finish while the item fails. The item fails
             with `ItemTimeoutError`, which ``retry`` and ``errors`` then settle
+        :param max_in_flight: the most items the stage holds at once: taken from
+            its input and not yet put to its output, whatever is running or
+            waiting to be emitted in order. By default a thread or process stage
+            holds up to 4 chunks per worker (a chunk: at most 4,096 items and
+            about 4 MB), an async stage ``2 * concurrency`` items, and an inline
+            stage one batch of at most its ``buffer``. A smaller figure lowers
+            how far the stage reads ahead of a slow consumer, at some cost in
+            speed for cheap items
         :param buffer: how many items the channel after this stage holds
         :param name: the stage's name in reports and errors
         :raises TypeError, ValueError: at once, for settings that cannot work
@@ -410,6 +418,7 @@ class Pipeline(Generic[T_co]):
         known = {
             *("on", "workers", "concurrency", "setup", "ordered", "buffer", "chunksize", "name"),
             *("retry", "errors", "timeout", "chunk_time", "max_size", "max_wait"),
+            "max_in_flight",
         }
         unknown = sorted(set(options) - known)
         if unknown:
@@ -432,5 +441,6 @@ class Pipeline(Generic[T_co]):
             chunk_time=options.get("chunk_time"),
             max_size=options.get("max_size"),
             max_wait=options.get("max_wait"),
+            max_in_flight=options.get("max_in_flight"),
         )
         return Pipeline._of(self._graph.then(spec))

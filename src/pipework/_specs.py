@@ -76,6 +76,8 @@ class MapSpec:
     # the oldest item of a batch that is not full may wait for company.
     max_size: int | None = None
     max_wait: float | None = None
+    # The most items the stage holds at once, taken and not yet put out.
+    max_in_flight: int | None = None
 
     @property
     def kind(self) -> str:
@@ -167,6 +169,7 @@ def map_spec(
     chunk_time: object = None,
     max_size: object = None,
     max_wait: object = None,
+    max_in_flight: object = None,
 ) -> MapSpec:
     """Check a map, filter or flat_map stage and decide where its function runs."""
     if not callable(fn):
@@ -207,6 +210,7 @@ def map_spec(
         errors=check_errors(errors, where),
         timeout=_seconds("timeout", timeout, where),
         chunk_time=_seconds("chunk_time", chunk_time, where),
+        max_in_flight=_in_flight(max_in_flight, where, chunksize=chunksize, max_size=max_size),
         **_batching(
             op,
             where,
@@ -220,6 +224,21 @@ def map_spec(
         payload = pickle_payload(spec.fn, spec.setup, label(index, spec))
         spec = replace(spec, payload=payload)
     return spec
+
+
+def _in_flight(value: object, where: str, *, chunksize: object, max_size: object) -> int | None:
+    limit: int | None = _count("max_in_flight", value, where, optional=True)
+    if limit is None:
+        return None
+    # A chunk (or a batch) never holds more than the stage may: refuse a
+    # fixed size that could not fit, rather than shrink it in silence.
+    for option, size in (("chunksize", chunksize), ("max_size", max_size)):
+        if isinstance(size, int) and size > limit:
+            raise ValueError(
+                f"{where}: {option}={size} cannot fit in max_in_flight={limit}; "
+                "a chunk never holds more than the stage may"
+            )
+    return limit
 
 
 def batch_spec(

@@ -84,6 +84,7 @@ async def run_async(
         chunk=lambda: spec.max_size or 1,
         stats=stats,
         max_wait=spec.max_wait,
+        limit=spec.max_in_flight,
     )
     async with held_for_the_stage(spec.fn):
         await window.run()

@@ -37,7 +37,8 @@ async def run_inline(
 
     # At most what its output holds: the outputs it makes wait here for room,
     # so a small buffer after a stage that makes large items keeps it small.
-    while (batch := await inp.take(out.capacity)) is not None:
+    most = min(out.capacity, spec.max_in_flight or out.capacity)
+    while (batch := await inp.take(most)) is not None:
         stats.items_in += len(batch)
         result = await settle(op, batch, attempt, policy, label)
         if len(result):

@@ -102,6 +102,7 @@ async def _run_chunks(
         chunk=sizer.size,
         stats=stats,
         max_wait=spec.max_wait,
+        limit=spec.max_in_flight,
     )
     await window.run()
 

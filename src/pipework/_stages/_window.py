@@ -1,12 +1,16 @@
 """The engine of every concurrent stage: bounded work in flight, outputs in order.
 
 An async stage runs one call per item; a thread or process stage runs one
-call per chunk. Both are "jobs" here. The engine keeps two bounds:
+call per chunk. Both are "jobs" here. The engine keeps three bounds:
 
 - ``running``: jobs started and not finished, the stage's concurrency;
 - ``window``: jobs started and not yet emitted. When a job ahead is slow,
   finished results wait for it in a reorder buffer; this bound keeps that
   buffer, and so memory, from growing. It is the backpressure of the stage.
+- ``limit`` (the stage's ``max_in_flight=``, if given): items taken from the
+  input and not yet emitted. A chunk never holds more than the room left
+  under it, so the stage holds at most ``limit`` items, however its chunks
+  are sized.
 
 Input is taken only once the window has room, so items wait in the channel,
 where they are counted. While every running slot is busy, the next chunk
@@ -46,6 +50,7 @@ class Window:
         chunk: Callable[[], int],
         stats: StageStats,
         max_wait: float | None = None,
+        limit: int | None = None,
     ) -> None:
         """Prepare to run ``job`` over ``inp``; see the module docstring for the bounds.
 
@@ -65,10 +70,14 @@ class Window:
         self._running = asyncio.Semaphore(running)
         self._unemitted = asyncio.Semaphore(window if ordered else running)
         self._ready: dict[int, Batch[Any]] = {}
+        self._taken: dict[int, int] = {}  # input items behind each ready result
         self._next = 0
         self._completed = 0
         self._emitting = False
         self._slot_freed: anyio.CancelScope | None = None
+        # Items under ``limit`` not yet taken; None when there is no limit.
+        self._room = limit
+        self._room_freed = asyncio.Event()
 
     async def run(self) -> None:
         """Take input until it ends, running jobs; return once all are emitted."""
@@ -76,29 +85,41 @@ class Window:
             seq = 0
             while True:
                 await self._unemitted.acquire()
-                batch = await self._inp.take(self._chunk())
+                largest = await self._largest_chunk()
+                batch = await self._inp.take(largest)
                 if batch is None:
                     return
                 if self._max_wait is not None:
-                    batch = await self._fill(batch, anyio.current_time() + self._max_wait)
-                batch = await self._grow_until_free(batch)
+                    batch = await self._fill(batch, largest, anyio.current_time() + self._max_wait)
+                batch = await self._grow_until_free(batch, largest)
+                if self._room is not None:
+                    self._room -= len(batch)
                 self._stats.items_in += len(batch)
                 group.spawn(self._run_job, seq, batch)
                 seq += 1
 
-    async def _fill(self, batch: Batch[Any], deadline: float) -> Batch[Any]:
-        """Add input to ``batch`` until it has the chunk's size or the deadline passes."""
-        parts, _ = await take_until(self._inp, self._chunk() - len(batch), deadline)
+    async def _largest_chunk(self) -> int:
+        """Wait for room under the limit; return the size the next chunk may reach."""
+        if self._room is None:
+            return self._chunk()
+        while self._room < 1:
+            self._room_freed.clear()
+            await self._room_freed.wait()
+        return min(self._chunk(), self._room)
+
+    async def _fill(self, batch: Batch[Any], largest: int, deadline: float) -> Batch[Any]:
+        """Add input to ``batch`` until it has ``largest`` items or the deadline passes."""
+        parts, _ = await take_until(self._inp, largest - len(batch), deadline)
         return Batch.concat([batch, *parts])
 
-    async def _grow_until_free(self, batch: Batch[Any]) -> Batch[Any]:
+    async def _grow_until_free(self, batch: Batch[Any], largest: int) -> Batch[Any]:
         """Wait for a running slot, adding input to ``batch`` meanwhile; take the slot.
 
         While every slot is busy a new job could only queue, so its chunk may
         as well grow toward the target size: fewer, larger calls. A job that
         finishes cancels the wait, and the chunk goes as it is.
         """
-        target = self._chunk()
+        target = largest
         parts = [batch]
         size = len(batch)
         while size < target and self._running.locked():
@@ -114,6 +135,7 @@ class Window:
         return Batch.concat(parts)
 
     async def _run_job(self, seq: int, batch: Batch[Any]) -> None:
+        taken = len(batch)
         start = perf_counter()
         try:
             result = await self._job(batch)
@@ -126,6 +148,7 @@ class Window:
             seq = self._completed
             self._completed += 1
         self._ready[seq] = result
+        self._taken[seq] = taken
         await self._emit()
 
     async def _emit(self) -> None:
@@ -138,10 +161,14 @@ class Window:
         self._emitting = True
         try:
             while (result := self._ready.pop(self._next, None)) is not None:
+                taken = self._taken.pop(self._next)
                 self._next += 1
                 if len(result):
                     self._stats.items_out += len(result)
                     await self._out.put(result)
                 self._unemitted.release()
+                if self._room is not None:
+                    self._room += taken
+                    self._room_freed.set()
         finally:
             self._emitting = False
