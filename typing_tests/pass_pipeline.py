@@ -62,6 +62,7 @@ async def builder_types() -> None:
     assert_type(ints.map(str), Pipeline[str])
     assert_type(ints.map(show), Pipeline[str])
     assert_type(ints.map(show, on="process", workers=2, chunksize=8), Pipeline[str])
+    assert_type(ints.map(show, on="thread", max_in_flight=64), Pipeline[str])
     assert_type(ints.map(lambda x: x * 1.5), Pipeline[float])
     assert_type(ints.map(fetch), Pipeline[bytes])
     assert_type(ints.map(fetch, concurrency=4, ordered=False), Pipeline[bytes])
