@@ -1,8 +1,8 @@
 """The life of a supervised worker process: start, serve calls one at a time, die with the parent.
 
-The parent sends a frame per call, ``(function, args, tracked)``, pickled;
-the worker answers with one frame. Its first frame says it is ready, or why
-it could not start. An empty frame, or the parent closing the socket, tells
+The parent sends a frame per call, a `Call`, pickled; the worker answers
+with one frame, a `Reply`. Its first frame says it is ready (`Ready`), or
+why it could not start (`StartFailed`). An empty frame, or the parent closing the socket, tells
 it to exit.
 
 A worker must never outlive its parent, even one killed with SIGKILL, which
@@ -35,7 +35,7 @@ import cloudpickle  # type: ignore[import-untyped]
 from .._buffers import alive
 from .._worker import portable
 from ._tracker import Tracker
-from ._wire import recv_frame, send_frame
+from ._wire import Call, Ready, Reply, StartFailed, recv_frame, send_frame
 
 # How often a worker without pidfds looks for its parent.
 _PARENT_POLL = 0.2
@@ -60,25 +60,28 @@ def serve(
         if initializer is not None:
             initializer(*initargs)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, then the worker exits
-        send_frame(sock, pickle.dumps(("failed", portable(exc), _format(exc))))
+        send_frame(sock, pickle.dumps(StartFailed(portable(exc), _format(exc))))
         sys.exit(1)
     me = os.getpid()
-    send_frame(sock, pickle.dumps(("ready", me)))
+    send_frame(sock, pickle.dumps(Ready(me)))
     while frame := recv_frame(sock):
-        fn, args, tracked = pickle.loads(frame)
+        call: Call = pickle.loads(frame)
+        value: Any = None
+        error: BaseException | None = None
+        text: str | None = None
         try:
-            value = fn(*args, tracker=tracker) if tracked else fn(*args)
-            reply: tuple[Any, ...] = ("ok", value)
+            fn, args = call.fn, call.args
+            value = fn(*args, tracker=tracker) if call.tracked else fn(*args)
         except Exception as exc:  # noqa: BLE001 - a call's failure is its reply
-            reply = ("error", portable(exc), _format(exc))
+            error, text = portable(exc), _format(exc)
         if os.getpid() != me:
             _stop_forked_child()
         rss = _resident_bytes() if measure_memory else 0
         try:
-            data = pickle.dumps((*reply, rss), protocol=5)
+            data = pickle.dumps(Reply(value, error, text, rss), protocol=5)
         except Exception as exc:  # noqa: BLE001 - a value that cannot travel fails its call
-            error = TypeError(f"the result cannot be pickled to return from the worker: {exc}")
-            data = pickle.dumps(("error", error, None, rss), protocol=5)
+            unsent = TypeError(f"the result cannot be pickled to return from the worker: {exc}")
+            data = pickle.dumps(Reply(None, unsent, None, rss), protocol=5)
         send_frame(sock, data)
 
 

@@ -50,7 +50,7 @@ from .._errors import (
 from .._tasks import retrieve_outcome
 from ._child import serve
 from ._tracker import Tracker
-from ._wire import FrameProtocol
+from ._wire import Call, FrameProtocol, Ready, Reply, StartFailed
 
 logger = logging.getLogger("pipework")
 
@@ -174,7 +174,7 @@ class SupervisedPool:
         if not self._accepting:
             raise RuntimeError("the pool is shut down")
         tracked = tracked or item_timeout is not None
-        frame = pickle.dumps((fn, args, tracked), protocol=5)
+        frame = pickle.dumps(Call(fn, args, tracked), protocol=5)
         call = _Call(frame, self._loop.create_future(), tracked=tracked, timeout=item_timeout)
         self._pending.append(call)
         self._dispatch()
@@ -288,24 +288,25 @@ class SupervisedPool:
 
     def _on_frame(self, worker: _Worker, frame: bytes | bytearray) -> None:
         try:
-            message = pickle.loads(frame)
+            message: Reply | Ready | StartFailed = pickle.loads(frame)
         except BaseException as exc:  # noqa: BLE001 - a reply the parent cannot read fails its call
             # Even SystemExit: unpickling runs the reply's own code, and
             # nothing it raises may stop the event loop that drives the pool.
-            message = ("error", _unreadable(exc), None, 0)
-        kind = message[0]
-        if kind == "ready":
+            message = Reply(None, _unreadable(exc), None, 0)
+        if isinstance(message, Ready):
             worker.ready = True
             self._start_failures = 0
             if worker.call is not None:
                 self._start_clock(worker, worker.call)
             return
-        if kind == "failed":
+        if isinstance(message, StartFailed):
             # The initializer raised: every worker would fail the same way,
             # so the pool is broken now, as ProcessPoolExecutor's would be.
-            self._start_error = message[1]
-            message[1].__cause__ = RemoteTraceback(message[2])
-            logger.error("a worker's initializer raised: the pool is broken", exc_info=message[1])
+            self._start_error = message.error
+            message.error.__cause__ = RemoteTraceback(message.traceback)
+            logger.error(
+                "a worker's initializer raised: the pool is broken", exc_info=message.error
+            )
             self._broken_by = "the initializer raised"
             self._break()
             return
@@ -314,15 +315,14 @@ class SupervisedPool:
         if call.timer is not None:
             call.timer.cancel()
         if not call.future.done():
-            if kind == "ok":
-                call.future.set_result(message[1])
+            if message.error is None:
+                call.future.set_result(message.value)
             else:
-                error, text = message[1], message[2]
-                if text is not None:
-                    error.__cause__ = RemoteTraceback(text)
-                call.future.set_exception(error)
+                if message.traceback is not None:
+                    message.error.__cause__ = RemoteTraceback(message.traceback)
+                call.future.set_exception(message.error)
         worker.calls_done += 1
-        if self._worn_out(worker, rss=message[-1]):
+        if self._worn_out(worker, rss=message.rss):
             self._retire(worker, replace=True)
         else:
             self._idle.append(worker)

@@ -4,6 +4,9 @@ The worker's side blocks, as a worker has nothing else to do. The parent's
 side is an asyncio protocol: the event loop reads every worker's socket
 itself, so a reply wakes the loop once and needs no thread in between, and
 the next chunk can be sent from the same callback.
+
+What the frames carry is typed: the parent sends a `Call`; a worker answers
+`Ready` or `StartFailed` once, as it starts, then a `Reply` per call.
 """
 
 from __future__ import annotations
@@ -12,9 +15,43 @@ import asyncio
 import socket
 import struct
 from collections.abc import Callable
-from typing import cast
+from typing import Any, NamedTuple, cast
 
 HEADER = struct.Struct("!Q")
+
+
+class Call(NamedTuple):
+    """Run ``fn(*args)``; with ``tracked``, pass the worker's tracker as ``tracker=``."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    tracked: bool
+
+
+class Ready(NamedTuple):
+    """The worker has started, its initializer done, and takes calls."""
+
+    pid: int
+
+
+class StartFailed(NamedTuple):
+    """The worker's initializer raised ``error``; the worker then exits."""
+
+    error: BaseException
+    traceback: str
+
+
+class Reply(NamedTuple):
+    """A call's outcome: ``value``, or ``error`` with the worker's ``traceback``.
+
+    ``rss`` is the worker's resident memory after the call, if it is measured.
+    """
+
+    value: Any
+    error: BaseException | None
+    traceback: str | None
+    rss: int
+
 
 # Replies up to this size are parsed out of one reusable buffer; a larger one
 # gets a buffer of its own size, filled in place, so it is copied only once.
