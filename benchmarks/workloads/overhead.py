@@ -78,14 +78,24 @@ def _versus(ours: Timing | None, theirs: Timing) -> tuple[float | None, float | 
 def targets(rows: list[Row], tried: list[Row]) -> list[Target]:
     ours = find(rows, "pipework")
     ppe = next((row.timing for row in tried if row.chunksize == 4096), None)
+    pipeline = find(rows, "pipework_pipeline")
     return [
         _target("no-op throughput vs ProcessPoolExecutor.map, chunksize 4096", 0.5, ours, ppe),
         _target("no-op throughput vs joblib", 5.0, ours, find(rows, "joblib")),
+        # Issue 12: what a pipeline does with every default, against the two
+        # calls a user would otherwise make.
+        _target("Pipeline.run() with defaults vs pipework.map", 0.8, pipeline, ours),
+        _target(
+            "Pipeline.run() with defaults vs ProcessPoolExecutor.map, chunksize 4096",
+            1.5,
+            pipeline,
+            ppe,
+        ),
     ]
 
 
 def _target(measure: str, floor: float, ours: Timing | None, theirs: Timing | None) -> Target:
-    wanted = f"pipework ≥ {floor:g}x its speed"
+    wanted = f"≥ {floor:g}x its speed"
     if ours is None or theirs is None:
         return Target(measure, wanted, "not measured", None)
     total, steady = _versus(ours, theirs)
