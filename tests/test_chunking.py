@@ -152,3 +152,12 @@ def test_approx_size_counts_the_data_a_value_holds(value, low, high):
 
 def test_approx_size_counts_an_array_by_its_buffer():
     assert approx_size(memoryview(array.array("d", range(1000)))) == 8000
+
+
+def test_approx_size_never_raises_for_a_strange_object():
+    class Strange:
+        @property
+        def nbytes(self):
+            raise RuntimeError("not computed yet")
+
+    assert approx_size(Strange()) == 0

@@ -90,12 +90,21 @@ class ChunkSizer:
             self._per_item += 0.3 * (per_item - self._per_item)
 
 
-def approx_size(value: object, depth: int = _DEPTH) -> int:
+def approx_size(value: object) -> int:
     """Return about how many bytes ``value`` holds, cheaply: a sample, not a walk.
 
     Buffers count their data (bytes, str, arrays through ``nbytes``);
-    containers count a few elements and scale by their length.
+    containers count a few elements and scale by their length. It never
+    raises: a user's object whose ``nbytes`` or ``__len__`` fails counts as 0,
+    and then only time sizes its chunks.
     """
+    try:
+        return _approx(value, _DEPTH)
+    except Exception:  # noqa: BLE001 - a measurement, never a reason to fail a stage
+        return 0
+
+
+def _approx(value: object, depth: int) -> int:
     if isinstance(value, bytes | bytearray | str):
         return len(value)
     nbytes = getattr(value, "nbytes", None)  # numpy arrays, memoryviews, buffers
@@ -105,6 +114,6 @@ def approx_size(value: object, depth: int = _DEPTH) -> int:
     if depth and isinstance(value, list | tuple | set | frozenset | dict) and value:
         elements = value.items() if isinstance(value, dict) else value
         sample = list(islice(elements, _SAMPLE))
-        sampled = sum(approx_size(element, depth - 1) for element in sample)
+        sampled = sum(_approx(element, depth - 1) for element in sample)
         size += sampled * len(value) // len(sample)
     return size
