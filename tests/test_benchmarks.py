@@ -129,10 +129,10 @@ def test_chaos_workload_loses_nothing_and_reports_broken_pools(bench, monkeypatc
     ppe = rows["ProcessPoolExecutor.map", "10/s"]
     assert ppe[2] == "**no**"
     assert ppe[5].startswith("BrokenProcessPool")
-    assert ppe[6] == "**no**"
+    assert ppe[6].startswith("**no** (BrokenProcessPool")
     ours_pool = rows["pipework.ProcessPool.map, the drop-in", "10/s"]
     assert ours_pool[5].startswith("WorkerDiedError")
-    assert ours_pool[6] == "yes"
+    assert ours_pool[6] == "yes"  # if not, the cell says why the pool could not run a call
 
 
 def serving_runs(serving):

@@ -147,16 +147,17 @@ def _mapped(
                     outputs.append(output)  # noqa: PERF402 - keep what came before a failure
             except Exception as exc:
                 error = _describe(exc)
-        usable = _usable(executor)
-    return {"outputs": outputs, "error": error, "usable": usable}
+        unusable = _unusable(executor)
+    return {"outputs": outputs, "error": error, "usable": unusable is None, "unusable": unusable}
 
 
-def _usable(executor: Executor) -> bool:
-    """Whether the pool still runs a call, after what its workers went through."""
+def _unusable(executor: Executor) -> str | None:
+    """Why the pool no longer runs a call, after what its workers went through; None if it does."""
     try:
-        return executor.submit(tasks.noop, 1).result(timeout=30) == 1  # type: ignore[no-any-return]
-    except Exception:
-        return False
+        result = executor.submit(tasks.noop, 1).result(timeout=30)
+    except Exception as exc:
+        return _describe(exc)
+    return None if result == 1 else f"the call returned {result!r}"
 
 
 def _process_pool() -> Executor:
@@ -336,7 +337,7 @@ def _compare_table(compared: dict[tuple[str, float], Outcome | NotAvailable], n:
                 delivered + (f" (**{disorder} duplicated or out of order**)" if disorder else ""),
                 str(found["kills"]),
                 found["error"] or "-",
-                "yes" if found["usable"] else "**no**",
+                "yes" if found["usable"] else f"**no** ({found.get('unusable') or '?'})",
             ]
         )
     title = (
