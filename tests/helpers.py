@@ -37,7 +37,7 @@ def alive(pid):
     """Whether a process runs: a zombie, waiting to be reaped, no longer does."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going as it is read
         return False
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 

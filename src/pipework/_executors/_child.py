@@ -65,6 +65,9 @@ def serve(
     me = os.getpid()
     send_frame(sock, pickle.dumps(Ready(me)))
     while frame := recv_frame(sock):
+        # Marked as read, before anything of it runs: a worker that dies
+        # without this mark died before the call, which is then sent again.
+        tracker.begin(-1)
         call: Call = pickle.loads(frame)
         value: Any = None
         error: BaseException | None = None

@@ -352,19 +352,29 @@ class SupervisedPool:
             self._in_background(self._reap(worker.process))
             return
         call, worker.call = worker.call, None
-        if not worker.ready and call is not None:
-            # Not the call's fault: send it again, unless the pool broke while
-            # this worker was starting, as the call would then wait for ever.
+        if call is not None and (not worker.ready or self._never_began(worker, call)):
+            # Not the call's fault: the worker died as it started, or before
+            # it read the call (killed while it looked idle). Send it again,
+            # unless the pool broke meanwhile or is closing, as the call would
+            # then wait for ever.
             if call.future.done():  # its caller gave up meanwhile
-                pass
+                call = None
             elif self._broken:
                 call.future.set_exception(self.broken_error())
-            else:
+                call = None
+            elif not self._closing:
                 self._pending.appendleft(call)
-            call = None
+                call = None
         if not self._closing:
             self._in_background(self._spawn(1))
         self._in_background(self._bury(worker, call))
+
+    @staticmethod
+    def _never_began(worker: _Worker, call: _Call) -> bool:
+        # A worker marks each call it reads (see _child.serve); one whose
+        # last mark is older than the call died before it read the call.
+        _, began = worker.tracker.read()
+        return began < call.sent_at
 
     async def _bury(self, worker: _Worker, call: _Call | None) -> None:
         exitcode = await self._reap(worker.process)
