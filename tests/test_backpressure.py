@@ -20,11 +20,8 @@ So ``pulled <= consumed + bound`` must hold at every moment.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import textwrap
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -171,93 +168,38 @@ async def test_buffers_of_one_still_bound_the_source():
     assert max(meter.gaps) >= 2
 
 
-PEAK_MEMORY = """
-import asyncio, os, sys, threading, time
-from pathlib import Path
-from pipework import Pipeline
-
-def big(i):
-    # Written, not bytes(1_000_000): calloc's untouched pages are not resident,
-    # and would hide an item held anywhere but where it is copied.
-    return bytes([i % 256]) * 1_000_000
-
-def tree_rss(root):
-    # This process and its descendants: the fork server and the workers.
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
-    total = 0
-    for pid in parents:
-        up = pid
-        while up and up != root and up in parents:
-            up = parents[up]
-        if up == root:
-            try:
-                pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-            except OSError:
-                continue
-            total += pages * os.sysconf("SC_PAGE_SIZE")
-    return total
-
-def sample(done, peak):
-    while not done.is_set():
-        peak[0] = max(peak[0], tree_rss(os.getpid()))
-        time.sleep(0.01)
-
-async def main(n, kind):
-    first = {"on": "thread"} if kind == "thread" else {}
-    await (
-        Pipeline(range(n))
-        .map(big, buffer=8, **first)
-        .map(len, on="process", workers=2, buffer=8)
-        .run()
-    )
-
-if __name__ == "__main__":
-    n, kind = int(sys.argv[1]), sys.argv[2]
-    done, peak = threading.Event(), [0]
-    sampler = threading.Thread(target=sample, args=(done, peak))
-    sampler.start()
-    asyncio.run(main(n, kind))
-    done.set()
-    sampler.join()
-    print(peak[0])
-"""
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def peak_memory(tmp_path, items, kind):
-    script = tmp_path / "peak.py"
-    script.write_text(textwrap.dedent(PEAK_MEMORY))
+def peak_memory(monkeypatch, items, kind):
+    """Peak RSS in bytes of a fresh run's whole process tree, measured as benchmark (i) does."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.probe import run_probe
+
     # glibc's default moves its mmap threshold up once large blocks are
     # freed, and then keeps freed megabytes in its heap: RSS that grows with
     # the allocator's history, not with what pipework holds. A fixed
     # threshold measures what is held.
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
-    done = subprocess.run(
-        [sys.executable, str(script), str(items), kind],
-        capture_output=True,
-        text=True,
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    variant = "pipework_thread" if kind == "thread" else "pipework"
+    found = run_probe(
+        "benchmarks.workloads.large_items:peak_tree",
+        {"variant": variant, "n": items},
         timeout=120,
-        env=env,
-        check=True,
     )
-    return int(done.stdout)
+    assert isinstance(found, dict), found  # NotAvailable says why
+    return found["peak"] * 1e6
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("kind", ["inline", "thread"])
-def test_memory_stays_flat_with_large_cheap_items(tmp_path, kind):
+def test_memory_stays_flat_with_large_cheap_items(monkeypatch, kind):
     # Before: chunks were sized by time alone, so 1 MB items whose length
     # is taken made chunks of hundreds of items; parent and workers peaked at
     # 430 MB for 100 items and 2 GB for 400. Chunks are now held to a few
     # megabytes (CHUNK_BYTES), so the peak does not grow with the stream.
     # A stage fills its windows within the first ~200 items (a thread stage
     # holds up to 24 chunks of 4 such items); after that nothing may grow.
-    few, many, more = (peak_memory(tmp_path, n, kind) for n in (100, 400, 800))
+    few, many, more = (peak_memory(monkeypatch, n, kind) for n in (100, 400, 800))
     assert many - few < 50 * 2**20, (few, many)  # the issue's "a few tens of MB"
     assert more - many < 20 * 2**20, (many, more)

@@ -34,11 +34,16 @@ class AsyncOptions(StageOptions, total=False):
     concurrency: int | None
 
 
-class WorkerOptions(StageOptions, total=False):
-    """A stage that may run on threads or processes: where, on how many, in what chunks."""
+class PlacedOptions(StageOptions, total=False):
+    """A stage that may run on threads or processes: where, and on how many."""
 
     on: On
     workers: int | None
+
+
+class WorkerOptions(PlacedOptions, total=False):
+    """A map, filter or flat_map on threads or processes: in what chunks, too."""
+
     chunksize: int | None
     chunk_time: float | None
 
@@ -53,9 +58,7 @@ class AsyncBatchOptions(AsyncOptions, total=False):
     max_wait: float | None
 
 
-class WorkerBatchOptions(StageOptions, total=False):
+class WorkerBatchOptions(PlacedOptions, total=False):
     """A batch function's on threads or processes: the batch is the chunk."""
 
-    on: On
-    workers: int | None
     max_wait: float | None
