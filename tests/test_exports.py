@@ -25,6 +25,7 @@ PUBLIC = [
     "RemoteTraceback",
     "Report",
     "Retry",
+    "SealedPipeline",
     "Service",
     "ServiceBusyError",
     "ServiceClosedError",
@@ -34,8 +35,11 @@ PUBLIC = [
     "WorkerDiedError",
     "WorkerStartError",
     "map",
+    "merge",
     "run",
+    "run_all",
     "stop_on_signals",
+    "zip",
 ]
 
 

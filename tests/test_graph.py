@@ -6,9 +6,8 @@ import dataclasses
 
 import pytest
 
-from pipework import Pipeline
-from pipework._graph import Edge, Graph
-from pipework._specs import sink_spec, source_spec
+from pipework import Pipeline, SealedPipeline
+from pipework._graph import Edge
 
 
 def double(x):
@@ -21,13 +20,13 @@ def halve(x):
 
 def test_adding_a_stage_leaves_the_old_pipeline_unchanged():
     base = Pipeline(range(3))
-    graph = base._graph
+    outlet = base._outlet
     longer = base.map(double)
-    assert base._graph is graph
+    assert base._outlet is outlet
     assert len(base._graph.nodes) == 1
     assert base._graph.edges == ()
     assert len(longer._graph.nodes) == 2
-    assert longer._graph.nodes[0] is graph.nodes[0]  # shared, never copied or changed
+    assert longer._outlet.step.inputs == (outlet,)  # shared, never copied or changed
 
 
 def test_branches_from_one_pipeline_are_independent():
@@ -90,24 +89,15 @@ def test_node_label_names_position_name_and_kind():
     assert graph.tail.label == "#1 'double' (thread map)"
 
 
-def test_sealed_after_sink():
-    graph = Graph.from_source(source_spec(range(3), name="source", buffer=4))
-    assert not graph.sealed
-    sealed = graph.then(sink_spec(print, name=None))
-    assert sealed.sealed
-    assert not graph.sealed
-    with pytest.raises(TypeError, match="takes no more stages"):
-        sealed.then(sink_spec(print, name=None))
+def test_a_sink_seals_its_pipeline():
+    done = Pipeline(range(3)).sink(print)
+    assert isinstance(done, SealedPipeline)
+    assert done._outlet.sealed
+    assert done._graph.tails == ()  # a run hands none of its items to anyone
 
 
 def test_pipeline_after_sink_takes_no_stages():
     done = Pipeline(range(3)).sink(print)
-    for add in (
-        lambda: done.map(double),
-        lambda: done.filter(double),
-        lambda: done.flat_map(double),
-        lambda: done.batch(2),
-        lambda: done.sink(print),
-    ):
-        with pytest.raises(TypeError, match="takes no more stages"):
-            add()
+    for name in ("map", "filter", "flat_map", "batch", "sink", "partition", "stream", "open"):
+        with pytest.raises(AttributeError, match=f"takes no more stages, and has no '{name}'"):
+            getattr(done, name)

@@ -25,9 +25,7 @@ from pipework import (
     ServiceClosedError,
 )
 from pipework._batch import Batch
-from pipework._graph import Graph
 from pipework._run import execute
-from pipework._specs import map_spec, source_spec
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -467,8 +465,8 @@ async def test_submit_before_open_and_after_close_raise_a_clear_error():
 def test_open_refuses_what_a_service_cannot_serve():
     with pytest.raises(TypeError, match="groups the items of several callers"):
         Pipeline.service(int).batch(4).map(sum).open()
-    with pytest.raises(TypeError, match="is a sink"):
-        Pipeline.service(int).sink(print).open()
+    with pytest.raises(AttributeError, match="takes no more stages"):
+        Pipeline.service(int).sink(print).open()  # type: ignore[attr-defined]
     with pytest.raises(TypeError, match=r"started with Pipeline\.service\(\)"):
         Pipeline(range(3)).map(square).open()
     with pytest.raises(ValueError, match="at least 1"):
@@ -521,24 +519,10 @@ class Recorder:
 
 
 def graph_of(*stages):
-    graph = Graph.from_source(source_spec(range(6), name="source", buffer=8))
+    pipeline = Pipeline(range(6), buffer=8)
     for op, fn in stages:
-        graph = graph.then(
-            map_spec(
-                op,
-                fn,
-                index=len(graph.nodes),
-                on=None,
-                workers=None,
-                concurrency=None,
-                setup=None,
-                ordered=True,
-                buffer=8,
-                chunksize=None,
-                name=None,
-            )
-        )
-    return graph
+        pipeline = getattr(pipeline, op)(fn, buffer=8)
+    return pipeline._graph
 
 
 async def test_an_observer_takes_failures_that_would_stop_the_run_and_hears_of_reshaping():

@@ -81,3 +81,13 @@ def predict_many(images: list[bytes]) -> list[int]:
 def batch_mistakes() -> None:
     Pipeline(["text"]).map_batches(predict_many, max_size=8)  # E: [arg-type]
     Pipeline([b"a"]).map_batches(predict_many)  # E: [call-overload]
+
+
+def graph_mistakes() -> None:
+    ints = Pipeline(range(3))
+    ints.sink(print).map(str)  # E: [attr-defined] "SealedPipeline" has no attribute "map"
+    pairs = pipework.zip(ints, ints.map(str))
+    same: Pipeline[tuple[int, int]] = pairs  # E: [assignment] "Pipeline[tuple[int, str]]"
+    merged = pipework.merge(ints, ints.map(str))
+    one: Pipeline[int] = merged  # E: [assignment] "Pipeline[int | str]"
+    pipework.zip(ints, ints.sink(print))  # E: [call-overload]

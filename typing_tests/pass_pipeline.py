@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Never, assert_type
+from typing import assert_type
 
 import pipework
 from pipework import Pipeline, Report, Stream, http
+
+
+def save_int(x: int) -> None:
+    pass
 
 
 def show(x: int) -> str:
@@ -81,7 +85,20 @@ async def builder_types() -> None:
 
     assert_type(ints.batch(2), Pipeline[list[int]])
     assert_type(ints.batch(2, max_wait=0.1).map(sum), Pipeline[int])
-    assert_type(ints.map(show).sink(save), Pipeline[Never])
+    assert_type(ints.map(show).sink(save), pipework.SealedPipeline)
+
+
+async def graph_types() -> None:
+    ints = Pipeline(range(3))
+    strs = ints.map(show)
+    assert_type(pipework.zip(ints, strs), Pipeline[tuple[int, str]])
+    assert_type(pipework.zip(ints, strs, ints.map(float)), Pipeline[tuple[int, str, float]])
+    assert_type(pipework.zip(ints, strs).map(lambda pair: pair[1]), Pipeline[str])
+    assert_type(pipework.merge(ints, strs), Pipeline[int | str])
+    assert_type(pipework.merge(ints, ints, ints), Pipeline[int])
+    assert_type(ints.partition(2, key=lambda x: x % 2), tuple[Pipeline[int], ...])
+    assert_type(await pipework.run_all(ints.sink(save_int), strs), Report)
+    assert_type(await ints.sink(save_int).run(), Report)
 
 
 async def running_types() -> None:

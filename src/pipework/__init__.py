@@ -10,6 +10,9 @@ stage. It is imported on its own (``from pipework import http``), so that
 pipelines that make no requests do not pay for importing aiohttp.
 """
 
+from ._combine import merge as merge
+from ._combine import run_all as run_all
+from ._combine import zip as zip  # noqa: A004 - pipework.zip is the name users expect
 from ._errors import ItemCancelledError as ItemCancelledError
 from ._errors import ItemExitError as ItemExitError
 from ._errors import ItemTimeoutError as ItemTimeoutError
@@ -28,6 +31,7 @@ from ._policy import Retry as Retry
 from ._report import Failure as Failure
 from ._report import Report as Report
 from ._report import StageReport as StageReport
+from ._sealed import SealedPipeline as SealedPipeline
 from ._service import FilteredOutError as FilteredOutError
 from ._service import Service as Service
 from ._service import ServiceBusyError as ServiceBusyError
@@ -51,6 +55,7 @@ __all__ = [
     "RemoteTraceback",
     "Report",
     "Retry",
+    "SealedPipeline",
     "Service",
     "ServiceBusyError",
     "ServiceClosedError",
@@ -60,6 +65,9 @@ __all__ = [
     "WorkerDiedError",
     "WorkerStartError",
     "map",
+    "merge",
     "run",
+    "run_all",
     "stop_on_signals",
+    "zip",
 ]

@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import anyio
 
@@ -24,7 +25,7 @@ from ._batch import Batch
 
 T = TypeVar("T")
 
-__all__ = ["Channel", "ChannelClosedError", "WouldBlockError", "take_until"]
+__all__ = ["Channel", "ChannelClosedError", "Sender", "Tee", "WouldBlockError", "take_until"]
 
 
 class WouldBlockError(Exception):
@@ -164,6 +165,72 @@ class Channel(Generic[T]):
                 self._offset += want
                 want = 0
         return Batch.concat(parts)
+
+
+class Tee(Generic[T]):
+    """The sending end of a fan-out: every batch goes to each of several channels.
+
+    A batch goes in only when it fits in all of them, so at every moment
+    each reader has been sent the same items: a zip that waits on one branch
+    never waits for an item still held back from it. The slowest reader
+    sets the pace.
+    """
+
+    __slots__ = ("_copied", "capacity", "channels")
+
+    def __init__(
+        self, channels: list[Channel[T]], copied: Callable[[int], None] | None = None
+    ) -> None:
+        """Send to ``channels``, at least two; ``copied`` hears of each item's index as it goes."""
+        self.channels = channels
+        self.capacity = min(channel.capacity for channel in channels)
+        self._copied = copied
+
+    @property
+    def peak(self) -> int:
+        """The most items any of the channels held."""
+        return max(channel.peak for channel in self.channels)
+
+    def room(self) -> int:
+        """Return how many items fit in every channel now."""
+        return min(channel.room() for channel in self.channels)
+
+    async def wait_room(self) -> int:
+        """Wait until at least one item fits in every channel, and return how many fit."""
+        for channel in self.channels:
+            await channel.wait_room()
+        # A channel that had room may have none after another's wait; look again.
+        while not (room := self.room()):  # pragma: no cover - one producer per tee
+            for channel in self.channels:
+                await channel.wait_room()
+        return room
+
+    def put_nowait(self, batch: Batch[T]) -> None:
+        """Put a batch that fits in every channel now."""
+        for channel in self.channels:
+            channel.put_nowait(batch)
+        if self._copied is not None:
+            for index in batch.index:
+                self._copied(index)
+
+    async def put(self, batch: Batch[T]) -> None:
+        """Put a batch in every channel, in parts as room allows."""
+        while len(batch):
+            room = await self.wait_room()
+            if len(batch) <= room:
+                self.put_nowait(batch)
+                return
+            self.put_nowait(batch.slice(0, room))
+            batch = batch.slice(room, len(batch))
+
+    def close(self) -> None:
+        """Mark the end of the stream in every channel."""
+        for channel in self.channels:
+            channel.close()
+
+
+Sender: TypeAlias = "Channel[Any] | Tee[Any]"
+"""Where a stage puts its output: a channel, or a tee to several."""
 
 
 async def take_until(

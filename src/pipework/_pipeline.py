@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from typing import Any, Generic, Literal, Never, TypeVar, Unpack, overload
+from typing import Any, Generic, Literal, TypeVar, Unpack, overload
 
-from ._graph import Graph
+from ._graph import Graph, Outlet, Step, position
 from ._ops import Op
 from ._options import (
     AnyOptions,
@@ -16,9 +16,17 @@ from ._options import (
 )
 from ._report import Report
 from ._run import execute
-from ._service import DEFAULT_MAX_IN_FLIGHT, Service, service_graph
+from ._sealed import SealedPipeline
+from ._service import DEFAULT_MAX_IN_FLIGHT, Service, service_outlet
 from ._shutdown import StopSignal
-from ._specs import DEFAULT_BUFFER, batch_spec, map_spec, sink_spec, source_spec
+from ._specs import (
+    DEFAULT_BUFFER,
+    batch_spec,
+    map_spec,
+    partition_spec,
+    sink_spec,
+    source_spec,
+)
 from ._stream import Stream
 
 T_co = TypeVar("T_co", covariant=True)
@@ -65,7 +73,7 @@ class Pipeline(Generic[T_co]):
     :param name: the source's name in reports and errors
     """
 
-    __slots__ = ("_graph",)
+    __slots__ = ("_outlet",)
 
     def __init__(
         self,
@@ -75,16 +83,21 @@ class Pipeline(Generic[T_co]):
         name: str = "source",
     ) -> None:
         """Start a pipeline that reads ``source``; see the class docstring."""
-        self._graph = Graph.from_source(source_spec(source, name=name, buffer=buffer))
+        self._outlet = Outlet(Step.make(source_spec(source, name=name, buffer=buffer)))
 
     @classmethod
-    def _of(cls, graph: Graph) -> Pipeline[Any]:
+    def _of(cls, outlet: Outlet) -> Pipeline[Any]:
         pipeline: Pipeline[Any] = object.__new__(cls)
-        pipeline._graph = graph  # the one other way to make a pipeline
+        pipeline._outlet = outlet  # the one other way to make a pipeline
         return pipeline
 
+    @property
+    def _graph(self) -> Graph:
+        """The stages a run of this pipeline runs, numbered."""
+        return Graph.of([self._outlet])
+
     def __repr__(self) -> str:
-        """List the stages."""
+        """List the stages, upstream first."""
         return "Pipeline(" + " -> ".join(node.label for node in self._graph.nodes) + ")"
 
     # map ---------------------------------------------------------------
@@ -310,18 +323,49 @@ class Pipeline(Generic[T_co]):
             Pipeline(requests).batch(32, max_wait=0.01).map(predict, on="process")
         """
         spec = batch_spec(
-            size, index=len(self._graph.nodes), max_wait=max_wait, buffer=buffer, name=name
+            size, index=position(self._outlet), max_wait=max_wait, buffer=buffer, name=name
         )
-        return Pipeline._of(self._graph.then(spec))
+        return Pipeline._of(self._outlet.then(spec))
 
-    def sink(self, fn: Callable[[T_co], object], *, name: str | None = None) -> Pipeline[Never]:
+    def sink(self, fn: Callable[[T_co], object], *, name: str | None = None) -> SealedPipeline:
         """End the pipeline by calling ``fn`` on each item in order; it may be async.
+
+        What it returns can only be run: no stage can follow a sink. The
+        pipeline it ends can still start other branches.
 
         Example::
 
             await Pipeline(rows).map(clean).sink(database.insert).run()
         """
-        return Pipeline._of(self._graph.then(sink_spec(fn, name=name)))
+        return SealedPipeline(self._outlet.then(sink_spec(fn, name=name)))
+
+    def partition(
+        self,
+        n: int,
+        key: Callable[[T_co], object],
+        *,
+        buffer: int = DEFAULT_BUFFER,
+        name: str | None = None,
+    ) -> tuple[Pipeline[T_co], ...]:
+        """Split the stream into ``n`` pipelines by key: equal keys go to the same one, in order.
+
+        An int key ``k`` goes to part ``k % n``, so a ``bool`` key sends
+        False to part 0 and True to part 1; any other key goes by its hash.
+        The key runs on the event loop for every item, so keep it cheap. The
+        parts run together in one run (of a `pipework.merge` of them, or of
+        `pipework.run_all`); a part that the run does not read is drained.
+
+        Example::
+
+            invalid, valid = Pipeline(rows).partition(2, key=is_valid)
+            await pipework.run_all(valid.sink(save), invalid.sink(quarantine))
+
+            shards = Pipeline(events).partition(4, key=lambda e: e.user_id)
+            counted = pipework.merge(*(shard.map(Counter()) for shard in shards))
+        """
+        spec = partition_spec(n, key, buffer=buffer, name=name)
+        step = Step.make(spec, (self._outlet,))
+        return tuple(Pipeline._of(Outlet(step, port)) for port in range(spec.parts))
 
     # running -----------------------------------------------------------
 
@@ -361,7 +405,7 @@ class Pipeline(Generic[T_co]):
             async with pipeline.open() as service:
                 label = await service.submit(features)
         """
-        return Pipeline._of(service_graph(buffer=buffer, name=name))
+        return Pipeline._of(service_outlet(buffer=buffer, name=name))
 
     @overload
     def open(self, *, max_in_flight: int = ..., results: Literal["one"] = ...) -> Service[T_co]: ...
@@ -397,7 +441,7 @@ class Pipeline(Generic[T_co]):
         :raises TypeError, ValueError: at once, for a pipeline or a setting a
             service cannot run
         """
-        return Service(self._graph, max_in_flight=max_in_flight, results=results)
+        return Service(self._outlet, max_in_flight=max_in_flight, results=results)
 
     def stream(self) -> Stream[T_co]:
         """Return the outputs as an async iterator that runs the pipeline as it is read.
@@ -426,7 +470,7 @@ class Pipeline(Generic[T_co]):
         spec = map_spec(
             op,
             fn,
-            index=len(self._graph.nodes),
+            index=position(self._outlet),
             on=options.get("on"),
             workers=options.get("workers"),
             concurrency=options.get("concurrency"),
@@ -443,4 +487,4 @@ class Pipeline(Generic[T_co]):
             max_wait=options.get("max_wait"),
             max_in_flight=options.get("max_in_flight"),
         )
-        return Pipeline._of(self._graph.then(spec))
+        return Pipeline._of(self._outlet.then(spec))

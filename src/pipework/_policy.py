@@ -110,6 +110,18 @@ it, and a run started inside a stage function sets its own.
 """
 
 
+LEFT_STREAM: ContextVar[Callable[[int], None] | None] = ContextVar(
+    "pipework_left_stream", default=None
+)
+"""Hears of each item that leaves the stream at the current stage, by index.
+
+A filter that drops an item, or a failure that is skipped, tells it. `_run`
+sets it for the stages between a fan-out and a zip, so that the zip need
+not wait for a partner that will never come. A context variable for the
+same reason as `RUN_OBSERVER`; each stage's task sets its own.
+"""
+
+
 def check_errors(errors: object, where: str) -> ErrorHandler:
     """Check an ``errors=`` setting: ``"raise"``, ``"skip"`` or a dead-letter callable."""
     if errors in ("raise", "skip") or (callable(errors) and not isinstance(errors, str)):
@@ -181,6 +193,8 @@ class Policy:
         return True
 
     async def _record(self, failure: Failure) -> None:
+        if (left := LEFT_STREAM.get()) is not None:
+            left(failure.index)
         if len(self._stats.failures) < MAX_KEPT_FAILURES:
             self._stats.failures.append(failure)
         if callable(self._errors):

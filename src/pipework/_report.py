@@ -33,7 +33,16 @@ class Failure:
 class StageStats:
     """Mutable counters of one stage during a run."""
 
-    __slots__ = ("busy", "failed", "failures", "items_in", "items_out", "latency", "retried")
+    __slots__ = (
+        "busy",
+        "failed",
+        "failures",
+        "items_in",
+        "items_out",
+        "latency",
+        "retried",
+        "unmatched",
+    )
 
     def __init__(self) -> None:
         """Start every counter at zero."""
@@ -41,6 +50,7 @@ class StageStats:
         self.items_out = 0
         self.failed = 0
         self.retried = 0
+        self.unmatched = 0
         self.busy = 0.0
         self.failures: list[Failure] = []
         self.latency = Histogram()
@@ -65,6 +75,9 @@ class StageReport:
         source (the first 1,000 to fail)
     :ivar latency: per item, the time in the stage's work (a call, a chunk or a
         batch), as percentiles; ``None`` for a source or a batch stage
+    :ivar items_unmatched: for a zip, the source items it left out because
+        some branch dropped them (a filter, a skipped failure); the other
+        branches' copies of them are in ``items_in``
     """
 
     name: str
@@ -78,11 +91,15 @@ class StageReport:
     items_retried: int = 0
     failures: tuple[Failure, ...] = ()
     latency: Latency | None = None
+    items_unmatched: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """The outcome of a run: one `StageReport` per stage, in pipeline order.
+    """The outcome of a run: one `StageReport` per stage, upstream first.
+
+    A chain's stages come in pipeline order; in a graph, each stage comes
+    once, after every stage that feeds it.
 
     Example::
 
@@ -117,10 +134,11 @@ class Report:
 
     @property
     def items_per_second(self) -> float:
-        """Source items per second of wall time: the run's throughput."""
-        if not self.stages or self.wall_seconds <= 0:
+        """Source items per second of wall time, over every source: the run's throughput."""
+        if self.wall_seconds <= 0:
             return 0.0
-        return self.stages[0].items_out / self.wall_seconds
+        read = sum(stage.items_out for stage in self.stages if stage.kind == "source")
+        return read / self.wall_seconds
 
     def __str__(self) -> str:
         """Render the report as a fixed-width table."""

@@ -9,16 +9,19 @@ stage has cleaned up: pools shut down, worker processes gone.
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Awaitable, Callable
+from functools import partial
 from operator import attrgetter
 from time import perf_counter
 from typing import Any
 
-from ._channel import Channel
+from ._channel import Channel, Sender, Tee
 from ._graph import Graph, output_capacity
-from ._policy import RUN_OBSERVER, ItemObserver
+from ._policy import LEFT_STREAM, RUN_OBSERVER, ItemObserver
 from ._report import Report, StageReport, StageStats
 from ._shutdown import StopSignal
-from ._stages import claim_sources, run_node
+from ._specs import PartitionSpec, SinkSpec, StageSpec, ZipSpec
+from ._stages import Zipper, claim_sources, run_node
 from ._tasks import FailFastGroup
 
 
@@ -41,32 +44,34 @@ async def execute(
     try:
         _refuse_in_worker_bootstrap()
         claim_sources(graph)
-        return await _execute(graph, tail, stop)
+        return await _execute(graph, tail, stop, observer)
     finally:
         RUN_OBSERVER.reset(token)
         if tail is not None:
             tail.close()
 
 
-async def _execute(graph: Graph, tail: Channel[Any] | None, stop: StopSignal | None) -> Report:
+async def _execute(
+    graph: Graph, tail: Channel[Any] | None, stop: StopSignal | None, observer: ItemObserver | None
+) -> Report:
     start = perf_counter()
-    inputs: dict[int, Channel[Any]] = {}
-    outputs: dict[int, Channel[Any]] = {}
-    for edge in graph.edges:
-        outputs[edge.source] = inputs[edge.target] = Channel(edge.capacity)
-    last = graph.tail
-    drain: Channel[Any] | None = None
-    if not graph.sealed:
-        if tail is None:
-            tail = drain = Channel[Any](output_capacity(last.spec))
-        outputs[last.id] = tail
+    inputs, outputs, drains = _wire(graph, tail, observer)
+    zippers = _zippers(graph, inputs)
+    hooks = _hooks(graph, zippers)
     stats = [StageStats() for _ in graph.nodes]
     async with FailFastGroup() as group:
         for node in graph.nodes:
+            run = partial(run_node, stop=stop, zipper=zippers.get(node.id))
             group.spawn(
-                run_node, node, inputs.get(node.id), outputs.get(node.id), stats[node.id], stop
+                _told,
+                hooks.get(node.id),
+                run,
+                node,
+                inputs[node.id],
+                outputs[node.id],
+                stats[node.id],
             )
-        if drain is not None:
+        for drain in drains:
             group.spawn(_drain, drain)
     stages = tuple(
         StageReport(
@@ -76,16 +81,111 @@ async def _execute(graph: Graph, tail: Channel[Any] | None, stop: StopSignal | N
             items_out=s.items_out,
             items_failed=s.failed,
             busy_seconds=s.busy,
-            queue_capacity=outputs[node.id].capacity if node.id in outputs else 0,
-            queue_peak=outputs[node.id].peak if node.id in outputs else 0,
+            queue_capacity=max((out.capacity for out in outputs[node.id]), default=0),
+            queue_peak=max((out.peak for out in outputs[node.id]), default=0),
             items_retried=s.retried,
             # In source order, whatever order the items failed in.
             failures=tuple(sorted(s.failures, key=attrgetter("index"))),
             latency=s.latency.summary(),
+            items_unmatched=s.unmatched,
         )
         for node, s in zip(graph.nodes, stats, strict=True)
     )
     return Report(stages, perf_counter() - start)
+
+
+def _wire(
+    graph: Graph, tail: Channel[Any] | None, observer: ItemObserver | None
+) -> tuple[dict[int, list[Channel[Any]]], dict[int, list[Sender]], list[Channel[Any]]]:
+    """Make a channel for each edge; an output read more than once sends through a tee.
+
+    The first of the graph's tails goes to ``tail`` if there is one; the
+    others, and the parts of a partition that nothing reads, are drained.
+    """
+    inputs: dict[int, list[Channel[Any]]] = {node.id: [] for node in graph.nodes}
+    readers: dict[tuple[int, int], list[Channel[Any]]] = {}
+    for edge in sorted(graph.edges, key=attrgetter("target", "target_port")):
+        channel: Channel[Any] = Channel(edge.capacity)
+        inputs[edge.target].append(channel)
+        readers.setdefault((edge.source, edge.source_port), []).append(channel)
+    drains: list[Channel[Any]] = []
+    for number, (tail_id, port) in enumerate(graph.tails):
+        if number == 0 and tail is not None:
+            readers.setdefault((tail_id, port), []).append(tail)
+        else:
+            drains.append(Channel(output_capacity(graph.nodes[tail_id].spec)))
+            readers.setdefault((tail_id, port), []).append(drains[-1])
+    outputs: dict[int, list[Sender]] = {}
+    for node in graph.nodes:
+        senders: list[Sender] = []
+        for port in range(_ports(node.spec)):
+            channels = readers.get((node.id, port))
+            if channels is None:  # a part of a partition that this run does not read
+                drains.append(Channel(output_capacity(node.spec)))
+                channels = [drains[-1]]
+            if len(channels) == 1:
+                senders.append(channels[0])
+                continue
+            copied = None
+            if observer is not None:  # a service counts an item's copies
+                copied = partial(observer.reshaped, count=len(channels), stage=node.label)
+            senders.append(Tee(channels, copied))
+        outputs[node.id] = senders
+    return inputs, outputs, drains
+
+
+def _ports(spec: StageSpec) -> int:
+    if isinstance(spec, SinkSpec):
+        return 0
+    return spec.parts if isinstance(spec, PartitionSpec) else 1
+
+
+def _zippers(graph: Graph, inputs: dict[int, list[Channel[Any]]]) -> dict[int, Zipper]:
+    """Make the state of each zip: it holds at most its input channels' worth per branch."""
+    return {
+        node.id: Zipper([channel.capacity for channel in inputs[node.id]])
+        for node in graph.nodes
+        if isinstance(node.spec, ZipSpec)
+    }
+
+
+def _hooks(graph: Graph, zippers: dict[int, Zipper]) -> dict[int, list[Callable[[int], None]]]:
+    """Tell each zip of the items that leave the stream on one of its branches only.
+
+    A stage upstream of every branch of a zip needs no such word: an item it
+    drops reaches no branch, so no branch waits for it.
+    """
+    hooks: dict[int, list[Callable[[int], None]]] = {}
+    for zip_id, zipper in zippers.items():
+        feeds = sorted(
+            (edge for edge in graph.edges if edge.target == zip_id),
+            key=attrgetter("target_port"),
+        )
+        above = [graph.upstream(edge.source) for edge in feeds]
+        shared = set.intersection(*above)
+        for lane, nodes in zip(zipper.lanes, above, strict=True):
+            for node in nodes - shared:
+                hooks.setdefault(node, []).append(lane.left)
+    return hooks
+
+
+async def _told(
+    hooks: list[Callable[[int], None]] | None,
+    run: Callable[..., Awaitable[None]],
+    *args: Any,
+) -> None:
+    """Run a stage with the zips downstream listening for the items that leave it."""
+    if hooks is not None:
+        LEFT_STREAM.set(hooks[0] if len(hooks) == 1 else _all(hooks))  # this task's own context
+    await run(*args)
+
+
+def _all(hooks: list[Callable[[int], None]]) -> Callable[[int], None]:
+    def tell(index: int) -> None:
+        for hook in hooks:
+            hook(index)
+
+    return tell
 
 
 async def _drain(channel: Channel[Any]) -> None:

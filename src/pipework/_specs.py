@@ -114,7 +114,50 @@ class SinkSpec:
         return "sink"
 
 
-StageSpec: TypeAlias = SourceSpec | MapSpec | BatchSpec | SinkSpec
+@dataclass(frozen=True, slots=True)
+class ZipSpec:
+    """Joins branches of one source into a tuple per source item, in order."""
+
+    name: str
+    buffer: int
+
+    @property
+    def kind(self) -> str:
+        """Describe the stage for reports and errors."""
+        return "zip"
+
+
+@dataclass(frozen=True, slots=True)
+class MergeSpec:
+    """Passes on every item of every input, as it comes."""
+
+    name: str
+    buffer: int
+
+    @property
+    def kind(self) -> str:
+        """Describe the stage for reports and errors."""
+        return "merge"
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionSpec:
+    """Sends each item to one of ``parts`` outputs, chosen by its key."""
+
+    parts: int
+    key: Callable[[Any], Any]
+    name: str
+    buffer: int
+
+    @property
+    def kind(self) -> str:
+        """Describe the stage for reports and errors."""
+        return "partition"
+
+
+StageSpec: TypeAlias = (
+    SourceSpec | MapSpec | BatchSpec | SinkSpec | ZipSpec | MergeSpec | PartitionSpec
+)
 
 
 def label(index: int, spec: StageSpec) -> str:
@@ -268,6 +311,43 @@ def sink_spec(fn: object, *, name: object) -> SinkSpec:
         fn=fn,
         name=_callable_name(fn) if name is None else _name(name, "name"),
         is_async=is_async_callable(fn),
+    )
+
+
+def zip_spec(*, buffer: object, name: object) -> ZipSpec:
+    """Check a zip."""
+    return ZipSpec(
+        name="zip" if name is None else _name(name, "name"),
+        buffer=_count("buffer", buffer, "zip()"),
+    )
+
+
+def merge_spec(*, buffer: object, name: object) -> MergeSpec:
+    """Check a merge."""
+    return MergeSpec(
+        name="merge" if name is None else _name(name, "name"),
+        buffer=_count("buffer", buffer, "merge()"),
+    )
+
+
+def partition_spec(parts: object, key: object, *, buffer: object, name: object) -> PartitionSpec:
+    """Check a partition: ``parts`` outputs, and a key function that picks one for each item."""
+    where = "partition()"
+    if not callable(key):
+        raise TypeError(f"{where}: key= must be a callable, not {type(key).__qualname__}")
+    if is_async_callable(key) or generator_kind(key) is not None:
+        raise TypeError(
+            f"{where}: key= runs on the event loop for every item, so it must be a plain "
+            f"function, not {_callable_name(key)!r}; compute an expensive key in a map() first"
+        )
+    count = _count("n", parts, where)
+    if count < 2:  # noqa: PLR2004 - one part would be the pipeline itself
+        raise ValueError(f"{where}: n must be at least 2, not {count}")
+    return PartitionSpec(
+        parts=count,
+        key=key,
+        name=_callable_name(key) if name is None else _name(name, "name"),
+        buffer=_count("buffer", buffer, where),
     )
 
 

@@ -43,8 +43,9 @@ class Stream(Generic[T_co]):
     def __init__(self, graph: Graph) -> None:
         """Prepare to run ``graph``; it starts on entry or on the first read."""
         self._graph = graph
+        tails = graph.tails
         self._tail: Channel[Any] = Channel(
-            output_capacity(graph.tail.spec) if not graph.sealed else 1
+            output_capacity(graph.nodes[tails[0][0]].spec) if tails else 1
         )
         self._task: asyncio.Task[Report] | None = None
         self._items: deque[Any] = deque()

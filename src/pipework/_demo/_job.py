@@ -27,6 +27,7 @@ from .._executors import default_workers
 from .._loop import running_loop_name
 from .._pipeline import Pipeline
 from .._report import Report
+from .._sealed import SealedPipeline
 from .._shutdown import stop_on_signals
 from . import _digits
 from ._options import DemoOptions
@@ -56,7 +57,7 @@ async def _urls(count: int | None, warmups: int, ready: asyncio.Event) -> AsyncI
 
 def build(
     options: DemoOptions, base_url: str, collector: Collector, warmups: int
-) -> Pipeline[object]:
+) -> SealedPipeline:
     """Assemble the demo's pipeline; ``collector`` is its sink."""
     count = options.records()
     # A request waits at the server until its record is due: up to as many

@@ -9,4 +9,4 @@ from ._ledger import ServiceBusyError as ServiceBusyError
 from ._ledger import ServiceClosedError as ServiceClosedError
 from ._service import DEFAULT_MAX_IN_FLIGHT as DEFAULT_MAX_IN_FLIGHT
 from ._service import Service as Service
-from ._service import service_graph as service_graph
+from ._service import service_outlet as service_outlet

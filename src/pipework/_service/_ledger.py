@@ -181,7 +181,7 @@ class Ledger:
 
     def reshaped(self, index: int, count: int, stage: str) -> None:
         request = self._open[index]
-        if not count:
+        if not count and not request.dropped_by:  # the first to drop it, not a zip after
             request.dropped_by = stage
         request.alive += count
         self._less(index, request)

@@ -23,10 +23,10 @@ from typing import Any, Generic, Literal, TypeVar
 import anyio
 
 from .._channel import Channel
-from .._graph import Graph, Node, output_capacity
+from .._graph import Graph, Outlet, Step, one_each, output_capacity
 from .._report import Report
 from .._run import execute
-from .._specs import BatchSpec, MapSpec, SinkSpec, SourceSpec, source_spec
+from .._specs import BatchSpec, MapSpec, SourceSpec, source_spec
 from .._tasks import FailFastGroup, retrieve_outcome
 from ._ledger import Gate, Intake, Ledger, ServiceBusyError, ServiceClosedError
 
@@ -52,9 +52,9 @@ class _Requests:
         )
 
 
-def service_graph(*, buffer: int, name: str) -> Graph:
-    """Return the graph of a pipeline whose items will come from a service's ``submit``."""
-    return Graph.from_source(source_spec(_Requests(), name=name, buffer=buffer))
+def service_outlet(*, buffer: int, name: str) -> Outlet:
+    """Return the start of a pipeline whose items will come from a service's ``submit``."""
+    return Outlet(Step.make(source_spec(_Requests(), name=name, buffer=buffer)))
 
 
 class Service(Generic[R_co]):
@@ -88,14 +88,14 @@ class Service(Generic[R_co]):
 
     def __init__(
         self,
-        graph: Graph,
+        outlet: Outlet,
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         results: Literal["one", "list"] = "one",
     ) -> None:
-        """Prepare to serve ``graph``; use `Pipeline.open`, which checks the pipeline first."""
-        _check(graph, max_in_flight, results)
-        self._graph = graph
+        """Prepare to serve the pipeline that ends at ``outlet``; use `Pipeline.open`."""
+        _check(outlet, max_in_flight, results)
+        self._outlet = outlet
         self._gate = Gate(max_in_flight)
         self._ledger = Ledger(self._gate, collect=results == "list")
         self._intake = Intake()
@@ -193,11 +193,11 @@ class Service(Generic[R_co]):
         """Start the pipeline's stages and worker pools, and start taking items."""
         if self._state != "new":
             raise RuntimeError("a Service is opened once; call pipeline.open() for another")
-        source = self._graph.nodes[0]
-        assert isinstance(source.spec, SourceSpec)  # noqa: S101 - checked by _check
-        fed = Node(0, replace(source.spec, source=self._intake))
-        graph = Graph((fed, *self._graph.nodes[1:]), self._graph.edges)
-        tail: Channel[Any] = Channel(output_capacity(graph.tail.spec))
+        (source,) = self._outlet.sources  # checked by _check
+        assert isinstance(source.spec, SourceSpec)  # noqa: S101
+        fed = replace(source.spec, source=self._intake)
+        graph = Graph.of([self._outlet], replace={source: fed})
+        tail: Channel[Any] = Channel(output_capacity(self._outlet.step.spec))
         self._state = "open"
         self._task = asyncio.get_running_loop().create_task(self._serve(graph, tail))
         self._task.add_done_callback(retrieve_outcome)
@@ -261,7 +261,7 @@ class Service(Generic[R_co]):
         self._ledger.end(None)
 
 
-def _check(graph: Graph, max_in_flight: object, results: object) -> None:
+def _check(outlet: Outlet, max_in_flight: object, results: object) -> None:
     """Refuse, at ``open()``, what a service cannot serve."""
     if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int):
         raise TypeError(f"open(): max_in_flight= must be a whole number, not {max_in_flight!r}")
@@ -269,18 +269,16 @@ def _check(graph: Graph, max_in_flight: object, results: object) -> None:
         raise ValueError(f"open(): max_in_flight= must be at least 1, not {max_in_flight}")
     if results not in ("one", "list"):
         raise ValueError(f'open(): results= must be "one" or "list", not {results!r}')
-    source = graph.nodes[0].spec
-    if not (isinstance(source, SourceSpec) and isinstance(source.source, _Requests)):
+    sources = outlet.sources
+    if len(sources) != 1 or not all(
+        isinstance(s.spec, SourceSpec) and isinstance(s.spec.source, _Requests) for s in sources
+    ):
         raise TypeError(
             "open() serves a pipeline started with Pipeline.service(), which submit() feeds; "
-            "this one reads its own source: use run() or stream()"
+            "this one reads a source of its own: use run() or stream()"
         )
+    graph = Graph.of([outlet])
     for node in graph.nodes:
-        if isinstance(node.spec, SinkSpec):
-            raise TypeError(
-                f"open(): stage {node.label} is a sink, but a service returns each result "
-                "to its caller; do the side effect in a map() and end the pipeline there"
-            )
         if isinstance(node.spec, BatchSpec):
             raise TypeError(
                 f"open(): stage {node.label} groups the items of several callers into one "
@@ -295,4 +293,9 @@ def _check(graph: Graph, max_in_flight: object, results: object) -> None:
         raise ValueError(
             f"open(): stage {spreading.label} is a flat_map, so an item may have any number of "
             'outputs; open it with results="list" to get each item\'s outputs as a list'
+        )
+    if not one_each(outlet) and results == "one":
+        raise ValueError(
+            "open(): the pipeline merges branches of its one source, so an item comes out "
+            'once per branch; open it with results="list" to get each item\'s outputs as a list'
         )

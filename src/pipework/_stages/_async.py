@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 
 from .._batch import Batch
-from .._channel import Channel
+from .._channel import Channel, Sender
 from .._errors import ItemTimeoutError
 from .._ops import batch_results, shape
 from .._report import StageStats
@@ -28,7 +28,7 @@ from ._window import Window
 
 
 async def run_async(
-    spec: MapSpec, label: str, inp: Channel[Any], out: Channel[Any], stats: StageStats
+    spec: MapSpec, label: str, inp: Channel[Any], out: Sender, stats: StageStats
 ) -> None:
     """Run one call per item (per batch, for a batch function), ``spec.concurrency`` at a time.
 

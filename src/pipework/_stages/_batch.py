@@ -7,14 +7,12 @@ from typing import Any
 import anyio
 
 from .._batch import Batch
-from .._channel import Channel, take_until
+from .._channel import Channel, Sender, take_until
 from .._report import StageStats
 from .._specs import BatchSpec
 
 
-async def run_batch(
-    spec: BatchSpec, inp: Channel[Any], out: Channel[Any], stats: StageStats
-) -> None:
+async def run_batch(spec: BatchSpec, inp: Channel[Any], out: Sender, stats: StageStats) -> None:
     """Emit a list when it has ``size`` items, or when its first item has waited ``max_wait``.
 
     The clock starts when a batch's first item arrives, never before, so an

@@ -12,7 +12,7 @@ import anyio
 from .._batch import Batch
 from .._errors import cancelled_by_code
 from .._ops import Op, refuse_awaitables
-from .._policy import RUN_OBSERVER, ItemObserver, Policy
+from .._policy import LEFT_STREAM, RUN_OBSERVER, ItemObserver, Policy
 from .._report import StageStats
 from .._specs import MapSpec
 from .._tasks import being_cancelled
@@ -118,6 +118,10 @@ def finish(op: Op, batch: Batch[Any], results: list[Any], label: str) -> Batch[A
         kept = [i for i, keep in enumerate(results) if keep]
         if len(kept) == len(results):
             return batch
+        if (left := LEFT_STREAM.get()) is not None:
+            for i, keep in enumerate(results):
+                if not keep:
+                    left(batch.index[i])
         return Batch([batch.index[i] for i in kept], [batch.items[i] for i in kept])
     index = [i for i, out in zip(batch.index, results, strict=True) for _ in out]
     return Batch(index, [x for out in results for x in out])

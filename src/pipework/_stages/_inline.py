@@ -11,7 +11,7 @@ from time import perf_counter
 from typing import Any
 
 from .._batch import Batch
-from .._channel import Channel
+from .._channel import Channel, Sender
 from .._ops import apply
 from .._report import StageStats
 from .._specs import MapSpec
@@ -19,7 +19,7 @@ from ._common import Step, bind, policy_of, settle
 
 
 async def run_inline(
-    spec: MapSpec, label: str, inp: Channel[Any], out: Channel[Any], stats: StageStats
+    spec: MapSpec, label: str, inp: Channel[Any], out: Sender, stats: StageStats
 ) -> None:
     """Apply the stage's function to each batch as it arrives."""
     call = await bind(spec, label)

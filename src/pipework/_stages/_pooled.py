@@ -19,7 +19,7 @@ from concurrent.futures import BrokenExecutor
 from typing import Any
 
 from .._batch import Batch
-from .._channel import Channel
+from .._channel import Channel, Sender
 from .._chunking import DEFAULT_TARGET, ChunkSizer, approx_size
 from .._errors import (
     MAIN_GUARD_NOTE,
@@ -42,7 +42,7 @@ MAX_DEATHS = 3
 
 
 async def run_pooled(
-    spec: MapSpec, label: str, inp: Channel[Any], out: Channel[Any], stats: StageStats
+    spec: MapSpec, label: str, inp: Channel[Any], out: Sender, stats: StageStats
 ) -> None:
     """Run the stage's chunks on its backend, and stop the backend however the run ends."""
     assert spec.on is not None  # noqa: S101 - a pooled stage always has somewhere to run
@@ -66,7 +66,7 @@ async def _run_chunks(
     spec: MapSpec,
     label: str,
     inp: Channel[Any],
-    out: Channel[Any],
+    out: Sender,
     *,
     stats: StageStats,
     backend: Backend,

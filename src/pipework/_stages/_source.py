@@ -41,7 +41,7 @@ from typing import Any
 import anyio
 
 from .._batch import Batch
-from .._channel import Channel
+from .._channel import Sender
 from .._errors import cancelled_by_code
 from .._graph import Graph
 from .._report import StageStats
@@ -105,7 +105,7 @@ def _exhausted(source: object) -> bool:
 async def run_source(
     spec: SourceSpec,
     label: str,
-    out: Channel[Any],
+    out: Sender,
     stats: StageStats,
     stop: StopSignal | None = None,
 ) -> None:
@@ -132,7 +132,7 @@ async def run_source(
             watcher.cancel()
 
 
-async def _pull(spec: SourceSpec, label: str, out: Channel[Any], stats: StageStats) -> None:
+async def _pull(spec: SourceSpec, label: str, out: Sender, stats: StageStats) -> None:
     source = spec.source
     if isinstance(source, AsyncIterable):
         await _pull_async(source.__aiter__(), label, out, stats)
@@ -143,7 +143,7 @@ async def _pull(spec: SourceSpec, label: str, out: Channel[Any], stats: StageSta
 
 
 async def _pull_in_memory(
-    iterator: Iterator[Any], label: str, out: Channel[Any], stats: StageStats
+    iterator: Iterator[Any], label: str, out: Sender, stats: StageStats
 ) -> None:
     position = 0
     try:
@@ -177,7 +177,7 @@ async def _pull_in_memory(
 
 
 async def _pull_in_thread(
-    source: Iterable[Any], label: str, out: Channel[Any], stats: StageStats
+    source: Iterable[Any], label: str, out: Sender, stats: StageStats
 ) -> None:
     reader = _Reader(source)
     position = 0
@@ -290,7 +290,7 @@ def _settle(future: asyncio.Future[Any], outcome: Any, error: BaseException | No
 
 
 async def _pull_async(
-    iterator: AsyncIterator[Any], label: str, out: Channel[Any], stats: StageStats
+    iterator: AsyncIterator[Any], label: str, out: Sender, stats: StageStats
 ) -> None:
     # The whole loop runs as one user task, so the source is cancelled the
     # asyncio way (once, with room for the awaits in its finally blocks),
@@ -299,7 +299,7 @@ async def _pull_async(
 
 
 async def _pull_async_loop(
-    iterator: AsyncIterator[Any], label: str, out: Channel[Any], stats: StageStats
+    iterator: AsyncIterator[Any], label: str, out: Sender, stats: StageStats
 ) -> None:
     position = 0
     try:

@@ -28,7 +28,7 @@ from typing import Any
 import anyio
 
 from .._batch import Batch
-from .._channel import Channel, take_until
+from .._channel import Channel, Sender, take_until
 from .._report import StageStats
 from .._tasks import JobGroup
 
@@ -41,7 +41,7 @@ class Window:
     def __init__(
         self,
         inp: Channel[Any],
-        out: Channel[Any],
+        out: Sender,
         job: Job,
         *,
         running: int,
