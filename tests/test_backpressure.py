@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+import pipework
 from pipework import Pipeline
 
 SOURCE_BUFFER = 4
@@ -111,6 +112,35 @@ async def test_a_slow_reader_holds_back_an_infinite_source(kind):
                 break
             await pause(meter)
     # The checks mean something only if the source did run ahead when it could.
+    assert max(meter.gaps) >= SOURCE_BUFFER + LAST_BUFFER
+
+
+@pytest.mark.parametrize("kind", ["thread", "process", "async"])
+async def test_a_fan_out_and_zip_hold_back_an_infinite_source(kind):
+    """Each branch has its own channels; the bound is the sum of every place on every path."""
+    meter = Meter()
+    source = Pipeline(meter.numbers(), buffer=SOURCE_BUFFER)
+    worked, in_flight = middle_stage(source, kind, MIDDLE_BUFFER)
+    inline = source.map(abs, buffer=MIDDLE_BUFFER)
+    zipped = pipework.zip(worked, inline, buffer=LAST_BUFFER)
+    bound = (
+        2 * SOURCE_BUFFER  # the source's channel to each branch
+        + in_flight
+        + MIDDLE_BUFFER  # the worked branch's channel
+        + MIDDLE_BUFFER  # the batch the inline stage took
+        + MIDDLE_BUFFER  # the inline branch's channel
+        + 2 * MIDDLE_BUFFER  # the zip's lanes: at most its input channels' worth each
+        + LAST_BUFFER  # the zip's channel
+        + LAST_BUFFER  # the batch the reader took from it
+    )
+    async with zipped.stream() as outputs:
+        async for squared, plain in outputs:
+            meter.consumed += 1
+            assert (squared, plain) == (meter.consumed**2, meter.consumed)
+            meter.check(bound)
+            if meter.consumed == CONSUME:
+                break
+            await pause(meter)
     assert max(meter.gaps) >= SOURCE_BUFFER + LAST_BUFFER
 
 
