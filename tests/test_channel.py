@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from pipework._batch import Batch
-from pipework._channel import Channel, ChannelClosedError, WouldBlockError, take_until
+from pipework._channel import Channel, ChannelClosedError, Tee, WouldBlockError, take_until
 
 
 def batch(items, start=0):
@@ -246,3 +246,52 @@ async def test_take_until_says_when_the_channel_ended():
     parts, ended = await take_until(ch, 5, deadline=None)
     assert [pairs(p) for p in parts] == [[(0, "q")]]
     assert ended
+
+
+# Tee: the sending end of a fan-out ------------------------------------------------
+
+
+def items_of(channel):
+    out = []
+    while True:
+        try:
+            batch = channel.take_nowait()
+        except WouldBlockError:
+            return out
+        if batch is None:
+            return out
+        out.extend(zip(batch.index, batch.items, strict=True))
+
+
+async def test_a_tee_sends_each_batch_to_every_channel_and_reports_copies():
+    left, right = Channel(4), Channel(4)
+    copied = []
+    tee = Tee([left, right], copied.append)
+    await tee.put(Batch(range(3), ["a", "b", "c"]))
+    expected = [(0, "a"), (1, "b"), (2, "c")]
+    assert items_of(left) == expected
+    assert items_of(right) == expected
+    await tee.put(Batch(range(3, 5), ["d", "e"]))
+    assert items_of(left) == [(3, "d"), (4, "e")]
+    assert copied == [0, 1, 2, 3, 4]
+
+
+async def test_a_tee_waits_for_room_in_every_channel_so_no_branch_gets_ahead():
+    fast, slow = Channel(8), Channel(2)
+    tee = Tee([fast, slow])
+    assert tee.capacity == 2
+    putting = asyncio.ensure_future(tee.put(Batch(range(5), list("abcde"))))
+    await asyncio.sleep(0)
+    # Only what fits in the slow channel went in, and it went to both.
+    assert len(fast) == len(slow) == 2
+    assert slow.take_nowait().items == ["a", "b"]
+    await asyncio.sleep(0)
+    assert len(fast) == 4
+    assert len(slow) == 2
+    slow.take_nowait()
+    await asyncio.wait_for(putting, 5)
+    assert len(fast) == 5
+    assert tee.peak == 5
+    tee.close()
+    assert fast.closed
+    assert slow.closed

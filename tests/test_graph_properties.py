@@ -12,7 +12,6 @@ promised (no merge upstream), as a multiset where it is not.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -89,7 +88,7 @@ def build(n, ops):
         b = branches[(pick // 7) % len(branches)]
         where = {"on": "thread", "workers": 2} if mode == "thread" else {}
         if op == "source":
-            m = random.Random(j).randint(0, n)
+            m = (j * 7) % (n + 1)
             branches.append(
                 Branch(
                     Pipeline(range(m), buffer=buffer),
@@ -117,7 +116,9 @@ def build(n, ops):
                 pipeline = pipework.zip(a.pipeline, b.pipeline, buffer=buffer)
             except TypeError:  # refused: the model's rules are coarser than the builder's
                 continue
-            assert a.ordered and b.ordered and a.source == b.source
+            assert a.ordered
+            assert b.ordered
+            assert a.source == b.source
             theirs = {(s, i): v for s, i, v in b.items}
             items = [(s, i, (v, theirs[s, i])) for s, i, v in a.items if (s, i) in theirs]
             branches.append(Branch(pipeline, items, True, a.source))
