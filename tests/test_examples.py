@@ -85,6 +85,17 @@ EXPECTED: dict[str, list[str]] = {
             r"\('data-017\.csv', "
         ),
     ],
+    "fetch_two_features.py": [
+        r"scored 200 records; first five scores: \[85, 115, 105, 105, 105\]",
+        r"the server answered 200 requests for 200 records",
+        r"each record fetched once: True",
+        r"zip left out 0 records",
+        r"#1 fetch\s+async map\s+200\s+200\s+0",
+        r"#2 cpu_feature\s+process map\s+200\s+200\s+0",
+        r"#3 io_feature\s+thread map\s+200\s+200\s+0",
+        r"#4 zip\s+zip\s+400\s+200\s+0",
+        r"#6 keep\s+sink\s+200\s+200\s+0",
+    ],
     "prediction_service.py": [
         r"serving on http://127\.0\.0\.1:\d+/predict, at most 16 requests in flight",
         r"burst of 200 concurrent requests: \d+ answered at once; [1-9]\d* told 503 \(busy\)",
