@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+import pipework
 from pipework import Pipeline, Report, StageReport
 
 
@@ -117,3 +118,11 @@ async def test_real_run_counts_are_consistent():
     assert report.wall_seconds > 0
     assert [x for group in saved for x in group] == [2 * i for i in range(n) if (2 * i) % 3 == 0]
     assert str(report).count("\n") == len(report.stages) + 1
+
+
+async def test_the_table_shows_what_a_zip_left_out():
+    base = Pipeline(range(10))
+    report = await pipework.zip(base, base.filter(lambda x: x % 2)).run()
+    header, *rows = str(report).splitlines()
+    assert header.split()[-1] == "unmatched"
+    assert rows[-2].split()[-1] == "5"  # the zip's row, before the wall time

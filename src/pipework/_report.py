@@ -142,8 +142,9 @@ class Report:
 
     def __str__(self) -> str:
         """Render the report as a fixed-width table."""
-        head = ("stage", "kind", "in", "out", "failed", "retried", "busy s", "queue peak")
-        rows = [
+        head: tuple[str, ...] = ("stage", "kind", "in", "out", "failed", "retried", "busy s")
+        head = (*head, "queue peak")
+        rows: list[tuple[str, ...]] = [
             (
                 f"#{i} {s.name}",
                 s.kind,
@@ -156,6 +157,12 @@ class Report:
             )
             for i, s in enumerate(self.stages)
         ]
+        if any(s.kind == "zip" for s in self.stages):  # what a zip left out shows nowhere else
+            head = (*head, "unmatched")
+            rows = [
+                (*row, str(s.items_unmatched) if s.kind == "zip" else "-")
+                for row, s in zip(rows, self.stages, strict=True)
+            ]
         widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
         lines = [
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
