@@ -377,3 +377,33 @@ def test_a_service_has_one_source_fed_by_submit():
     merged = pipework.merge(Pipeline.service(int), Pipeline(range(3)))
     with pytest.raises(TypeError, match=r"started with Pipeline\.service"):
         merged.open()
+
+
+def doubled(batch):
+    return [2 * x for x in batch]
+
+
+@pytest.mark.timeout(60)
+async def test_every_kind_of_stage_runs_in_a_branch():
+    async def twice(x):
+        yield x
+        yield x
+
+    async def save_async(x):
+        got["async sink"].append(x)
+
+    got = {"batch": [], "map_batches": [], "flat_map": [], "async sink": []}
+    base = Pipeline(range(20), buffer=4)
+    report = await pipework.run_all(
+        base.batch(5).sink(got["batch"].append),
+        base.map_batches(doubled, max_size=4, on="process", workers=2).sink(
+            got["map_batches"].append
+        ),
+        base.flat_map(twice).sink(got["flat_map"].append),
+        base.map(square, on="thread").sink(save_async),
+    )
+    assert got["batch"] == [list(range(i, i + 5)) for i in range(0, 20, 5)]
+    assert got["map_batches"] == [2 * x for x in range(20)]
+    assert got["flat_map"] == [x for x in range(20) for _ in range(2)]
+    assert got["async sink"] == [x * x for x in range(20)]
+    assert report["source"].items_out == 20
