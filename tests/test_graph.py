@@ -6,8 +6,9 @@ import dataclasses
 
 import pytest
 
+import pipework
 from pipework import Pipeline, SealedPipeline
-from pipework._graph import Edge
+from pipework._graph import Edge, Graph
 
 
 def double(x):
@@ -101,3 +102,43 @@ def test_pipeline_after_sink_takes_no_stages():
     for name in ("map", "filter", "flat_map", "batch", "sink", "partition", "stream", "open"):
         with pytest.raises(AttributeError, match=f"takes no more stages, and has no '{name}'"):
             getattr(done, name)
+
+
+# Graphs that are not chains --------------------------------------------------------
+
+
+def test_a_fan_out_and_zip_are_numbered_upstream_first_with_an_edge_per_reader():
+    base = Pipeline(range(3), buffer=5)
+    a = base.map(double, buffer=6)
+    b = base.map(halve, buffer=7)
+    graph = pipework.zip(a, b, buffer=8)._graph
+    assert [n.label for n in graph.nodes] == [
+        "#0 'source' (source)",
+        "#1 'double' (inline map)",
+        "#2 'halve' (inline map)",
+        "#3 'zip' (zip)",
+    ]
+    assert graph.edges == (
+        Edge(0, 1, 5),
+        Edge(0, 2, 5),
+        Edge(1, 3, 6, target_port=0),
+        Edge(2, 3, 7, target_port=1),
+    )
+    assert graph.tails == ((3, 0),)
+    assert graph.upstream(3) == {0, 1, 2, 3}
+    assert graph.upstream(2) == {0, 2}
+
+
+def test_parts_of_a_partition_are_outlets_of_one_step():
+    first, second = Pipeline(range(3)).partition(2, key=int)
+    assert first._outlet.step is second._outlet.step
+    assert (first._outlet.port, second._outlet.port) == (0, 1)
+    graph = Graph.of([first._outlet, second._outlet])
+    assert graph.tails == ((1, 0), (1, 1))
+
+
+def test_no_cycle_can_be_built_since_steps_read_only_what_exists_and_never_change():
+    step = Pipeline(range(3)).map(double)._outlet.step
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        step.inputs = ()
+    assert step not in step.inputs[0].step.upstream  # what it reads knows nothing of it
