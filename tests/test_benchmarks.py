@@ -6,7 +6,9 @@ tests also prove that the benchmark modules import them only when needed.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -221,3 +223,30 @@ def test_serving_measures_one_run_of_the_demo(bench):
     assert found["accuracy"] > 0.9
     assert found["upstream_p50"] > 0
     assert found["waiting_p50"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_fan_out_workload_checks_every_joined_pair_of_both_variants(bench, monkeypatch):
+    from benchmarks.session import Session, Settings
+    from benchmarks.workloads import fan_out
+
+    settings = Settings(quick=True, repeat=1, scale=0.1, contenders=STDLIB, timeout=60)
+    (table,) = fan_out.run(Session(settings)).tables
+    col = {name: i for i, name in enumerate(table.headers)}
+    assert [row[0] for row in table.rows] == list(fan_out.LABELS.values())
+    for row in table.rows:  # a variant whose pairs were wrong would show n/a with the reason
+        assert row[col["items"]] == "300"
+        assert float(row[col["items/s"]].replace(",", "")) > 0
+    assert table.rows[0][col["pipework's speed ÷ this one's (after start-up)"]] == "1.00x (1.00x)"
+
+
+@pytest.mark.timeout(60)
+def test_fan_out_check_catches_a_wrong_join(bench):
+    from benchmarks.workloads import fan_out
+
+    async def swapped(fa, fb, items):
+        return [(fb(x), fa(x)) for x in items]
+
+    fa = functools.partial(fan_out.feature_a, iterations=1)
+    with pytest.raises(AssertionError, match="first wrong at 1"):  # item 0 reads (0, 0) anyway
+        asyncio.run(fan_out._timed(swapped, fa, [0, 1, 2]))

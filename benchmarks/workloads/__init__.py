@@ -2,7 +2,7 @@
 
 (a) to (f) are the workloads of issue 3; (g) kills workers while a stage runs (issue 4);
 (h) runs the demo under load, batched and not (the main job); (i) holds large items
-(issue 12).
+(issue 12); (j) fans each item out to a process stage and a thread stage and joins them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,18 @@ from collections.abc import Callable
 
 from ..report import Section
 from ..session import Session
-from . import arrays, chaos, large_items, latency, memory, overhead, pipeline, scaling, serving
+from . import (
+    arrays,
+    chaos,
+    fan_out,
+    large_items,
+    latency,
+    memory,
+    overhead,
+    pipeline,
+    scaling,
+    serving,
+)
 
 WORKLOADS: dict[str, Callable[[Session], Section]] = {
     "a": overhead.run,
@@ -23,4 +34,5 @@ WORKLOADS: dict[str, Callable[[Session], Section]] = {
     "g": chaos.run,
     "h": serving.run,
     "i": large_items.run,
+    "j": fan_out.run,
 }
