@@ -113,6 +113,27 @@ async def test_cancelling_run_kills_busy_workers(tmp_path):
     await no_other_tasks()
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("delay", [0.0, 0.005, 0.02, 0.05])
+async def test_cancelling_while_workers_start_leaves_none(delay):
+    """A run cancelled before its process stage has its pool stops the workers started so far.
+
+    conftest's guard fails the test if any worker outlives it.
+    """
+    started = asyncio.Event()
+
+    async def note(x):
+        started.set()
+        return x
+
+    pipeline = Pipeline(itertools.count()).map(note).map(abs, on="process", workers=WORKERS)
+    task = asyncio.create_task(pipeline.run())
+    await asyncio.wait_for(started.wait(), 30)
+    await asyncio.sleep(delay)
+    await cancel_and_wait(task)
+    await no_other_tasks()
+
+
 async def test_leaving_async_with_stream_kills_workers_before_the_block_ends(tmp_path):
     with anyio.fail_after(10):
         async with sleeping_pipeline(tmp_path).stream() as outputs:

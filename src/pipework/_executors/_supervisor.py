@@ -150,7 +150,17 @@ class SupervisedPool:
 
         :raises Exception: whatever kept the first worker from starting at all
         """
-        await self._in_background(self._spawn(self._options.workers))
+        spawning = self._in_background(self._spawn(self._options.workers))
+        try:
+            # Shielded: a cancel passed on to the spawning would interrupt a
+            # process half-started in its thread, and the run would end with
+            # the fork server's EOFError instead of its cancellation.
+            await asyncio.shield(spawning)
+        except BaseException:
+            # Nobody holds the pool yet, so nobody else would stop the workers
+            # that did start.
+            await self.aclose(kill=True)
+            raise
 
     async def call(
         self,
