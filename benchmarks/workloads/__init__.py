@@ -2,7 +2,8 @@
 
 (a) to (f) are the workloads of issue 3; (g) kills workers while a stage runs (issue 4);
 (h) runs the demo under load, batched and not (the main job); (i) holds large items
-(issue 12); (j) fans each item out to a process stage and a thread stage and joins them.
+(issue 12); (j) fans each item out to a process stage and a thread stage and joins them;
+(k) counts how far each contender reads its source ahead of a slow consumer.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from . import (
     memory,
     overhead,
     pipeline,
+    pull_ahead,
     scaling,
     serving,
 )
@@ -35,4 +37,5 @@ WORKLOADS: dict[str, Callable[[Session], Section]] = {
     "h": serving.run,
     "i": large_items.run,
     "j": fan_out.run,
+    "k": pull_ahead.run,
 }
