@@ -250,3 +250,73 @@ def test_fan_out_check_catches_a_wrong_join(bench):
     fa = functools.partial(fan_out.feature_a, iterations=1)
     with pytest.raises(AssertionError, match="first wrong at 1"):  # item 0 reads (0, 0) anyway
         asyncio.run(fan_out._timed(swapped, fa, [0, 1, 2]))
+
+
+@pytest.mark.timeout(120)
+def test_pull_ahead_workload_keeps_pipework_within_its_documented_bound(bench, monkeypatch):
+    from benchmarks.session import Session, Settings
+    from benchmarks.workloads import pull_ahead
+
+    monkeypatch.setattr(pull_ahead, "N", 2_000)
+    monkeypatch.setattr(pull_ahead, "CONSUMED", 50)
+    settings = Settings(quick=True, repeat=1, scale=0.1, contenders=STDLIB, timeout=60)
+    section = pull_ahead.run(Session(settings))
+    (table,) = section.tables
+    col = {name: i for i, name in enumerate(table.headers)}
+    rows = {row[0]: row for row in table.rows}
+    assert list(rows) == list(pull_ahead.LABELS.values())
+    pulled, ahead = "pulled when 50 were consumed", "pull-ahead"
+    for row in table.rows:  # a run that failed or hung would show n/a with the reason
+        assert not row[col[pulled]].startswith("n/a"), row
+    for variant in pull_ahead.PIPEWORK.values():
+        row = rows[variant.label]
+        assert row[col["documented bound"]] == f"{variant.bound():,}"
+        assert int(row[col["largest seen"]].replace(",", "")) <= variant.bound(), row
+    for key in ("process_map", "thread_map", "pool_imap"):  # eager: the whole source, read
+        row = rows[pull_ahead.LABELS[key]]
+        assert row[col[pulled]] == "2,000 (all)", row
+        assert row[col[ahead]] == "1,950"
+        assert row[col["documented bound"]] == "none"
+    assert rows[pull_ahead.LABELS["pipework_thread"]][-1] == "1.00x"
+    (target,) = section.targets
+    assert target.met is True, target.measured
+
+
+def test_pull_ahead_bounds_are_the_documented_sums(bench):
+    from benchmarks.workloads import pull_ahead
+
+    bounds = {key: variant.bound() for key, variant in pull_ahead.PIPEWORK.items()}
+    # docs/concepts.md: buffer=4 and max_in_flight=16 read 4 + 16 + 4 ahead, and the
+    # reader's batch is at most the stage's channel (design, D47).
+    assert bounds["pipework_thread_4_limit"] == 4 + 16 + 4 + 4
+    channel = pull_ahead.default_buffer()  # 128, or 4,096 for channels sized by bytes
+    assert channel in (128, 4_096)
+    assert bounds["pipework_async"] == channel + 2 * 16 + channel + channel
+    threads = pull_ahead.THREADS
+    assert bounds["pipework_thread"] == channel + 4 * threads * 4_096 + channel + channel
+    assert bounds["pipework_thread_buffer"] == channel + 4 * threads * 4_096 + 4 + 4
+    assert bounds["pipework_thread_4"] == 4 + 4 * threads * 4_096 + 4 + 4
+    # By default the source outlasts every bound: a pipeline that read all of it read too far.
+    assert pull_ahead.source_length() > max(bounds.values()) + pull_ahead.CONSUMED
+
+
+def test_pull_ahead_target_is_missed_above_a_bound(bench):
+    from benchmarks.probe import NotAvailable
+    from benchmarks.workloads import pull_ahead
+
+    def found(largest):
+        return [{"pulled": largest + 300, "gap": largest, "largest": largest}]
+
+    bound = pull_ahead.PIPEWORK["pipework_async"].bound()
+    within = pull_ahead._target({"pipework_async": found(bound)})
+    assert within.met is True
+    assert within.measured == f"closest: {bound:,} of {bound:,} (pipework .map(async_f))"
+    over = pull_ahead._target(
+        {"pipework_async": found(bound + 1), "pipework_thread": NotAvailable("timed out")}
+    )
+    assert over.met is False
+    assert over.measured.startswith(
+        f"over for pipework .map(async_f); closest: {bound + 1:,} of {bound:,}"
+    )
+    assert over.measured.endswith("; 1 not measured")
+    assert pull_ahead._target({"pipework_async": NotAvailable("x")}).met is None

@@ -8,7 +8,18 @@ import anyio
 import pytest
 
 from pipework._batch import Batch
-from pipework._channel import Channel, ChannelClosedError, Tee, WouldBlockError, take_until
+from pipework._channel import (
+    AUTO_BYTES,
+    AUTO_FLOOR,
+    AUTO_ITEMS,
+    FIRST_GUESS,
+    Channel,
+    ChannelClosedError,
+    Drain,
+    Tee,
+    WouldBlockError,
+    take_until,
+)
 
 
 def batch(items, start=0):
@@ -295,3 +306,73 @@ async def test_a_tee_waits_for_room_in_every_channel_so_no_branch_gets_ahead():
     tee.close()
     assert fast.closed
     assert slow.closed
+
+
+MB = 1_000_000
+
+
+def test_a_channel_bounded_in_bytes_fits_many_small_items_and_few_large_ones():
+    small = Channel(AUTO_ITEMS, AUTO_BYTES)
+    assert small.room() == FIRST_GUESS  # nothing measured yet
+    small.put_nowait(batch(range(FIRST_GUESS)))
+    assert small.fits() == AUTO_FLOOR  # ints, and a reader that said nothing
+    small.wants = 1000  # a chunking stage's next chunk: room for two
+    assert small.fits() == 2000
+    small.wants = 10_000
+    assert small.fits() == AUTO_ITEMS  # the item cap binds, not the bytes
+    large = Channel(AUTO_ITEMS, AUTO_BYTES)
+    large.put_nowait(batch([bytes(MB)]))
+    assert large.fits() == 1
+    assert large.room() == 0
+
+
+def test_a_channel_bounded_in_bytes_holds_at_least_one_item_however_large():
+    ch = Channel(AUTO_ITEMS, AUTO_BYTES)
+    ch.put_nowait(batch([bytes(10 * MB)]))
+    assert ch.fits() == 1
+    ch.take_nowait()
+    assert ch.room() == 1
+
+
+@pytest.mark.timeout(10)
+async def test_put_measures_first_so_large_items_after_small_ones_go_in_few_at_a_time():
+    ch = Channel(AUTO_ITEMS, AUTO_BYTES)
+    ch.wants = AUTO_ITEMS
+    await ch.put(batch(range(1000)))  # small: the channel fits thousands
+    assert ch.room() > 1000
+    assert (await ch.take()) is not None
+    big = batch([bytes(MB // 4)] * 10)
+    putter = asyncio.ensure_future(ch.put(big))
+    await settle()
+    assert len(ch) == 4  # 1 MiB of quarter megabytes, not the thousands of ints before
+    assert not putter.done()
+    taken = []
+    while len(taken) < 10:
+        taken.extend((await ch.take()).items)
+    await putter
+    assert ch.peak == 1000  # the ints; the large items never went past their bound
+
+
+def test_a_channel_with_an_item_bound_ignores_sizes():
+    ch = Channel(8)
+    ch.put_nowait(batch([bytes(MB)] * 8))
+    assert len(ch) == 8
+    assert ch.fits() == 8
+
+
+def test_a_drain_drops_what_is_put_and_still_measures_it():
+    drain = Drain(AUTO_ITEMS, AUTO_BYTES)
+    drain.put_nowait(batch([bytes(MB)] * 50))  # any size: nothing is held
+    assert len(drain) == 0
+    assert drain.fits() == 1  # a stage sizing its takes by it makes one large item at a time
+    drain.close()
+    with pytest.raises(ChannelClosedError):
+        drain.put_nowait(batch([1]))
+
+
+def test_a_tee_fits_what_its_tightest_channel_fits():
+    tight, loose = Channel(AUTO_ITEMS, AUTO_BYTES), Channel(64)
+    tee = Tee([tight, loose])
+    tee.put_nowait(batch([bytes(MB // 2)]))
+    assert tee.fits() == 2
+    assert tee.room() == 1

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import array
-
 import pytest
 
-from pipework._chunking import CHUNK_BYTES, DEFAULT_TARGET, MAX_CHUNK, ChunkSizer, approx_size
+from pipework._chunking import CHUNK_BYTES, DEFAULT_TARGET, MAX_CHUNK, ChunkSizer
 
 
 def test_fixed_size_ignores_measurements():
@@ -132,32 +130,3 @@ def test_time_still_limits_chunks_of_small_slow_items():
     sizer = ChunkSizer(target=0.02)
     sizer.observe(1, 0.01, item_bytes=10)
     assert sizer.size() == 2
-
-
-@pytest.mark.parametrize(
-    ("value", "low", "high"),
-    [
-        (bytes(1_000_000), 1_000_000, 1_000_000),
-        ("x" * 5000, 5000, 5000),
-        (memoryview(bytes(4096)), 4096, 4096),
-        ([bytes(10_000)] * 100, 1_000_000, 1_100_000),  # a sample, scaled by the length
-        ({"a": bytes(50_000)}, 50_000, 60_000),
-        ((1, 2, 3), 28, 500),
-        (12345, 20, 40),
-    ],
-)
-def test_approx_size_counts_the_data_a_value_holds(value, low, high):
-    assert low <= approx_size(value) <= high
-
-
-def test_approx_size_counts_an_array_by_its_buffer():
-    assert approx_size(memoryview(array.array("d", range(1000)))) == 8000
-
-
-def test_approx_size_never_raises_for_a_strange_object():
-    class Strange:
-        @property
-        def nbytes(self):
-            raise RuntimeError("not computed yet")
-
-    assert approx_size(Strange()) == 0

@@ -8,6 +8,7 @@ import pytest
 
 import pipework
 from pipework import Pipeline, SealedPipeline
+from pipework._channel import AUTO_BYTES, AUTO_ITEMS
 from pipework._graph import Edge, Graph
 
 
@@ -62,7 +63,7 @@ def test_edges_carry_each_stage_output_buffer():
         Edge(0, 1, 5),
         Edge(1, 2, 7),
         Edge(2, 3, 9),
-        Edge(3, 4, 128),
+        Edge(3, 4, AUTO_ITEMS, max_bytes=AUTO_BYTES),  # buffer= left to its default
     )
     assert [n.id for n in graph.nodes] == [0, 1, 2, 3, 4]
 
@@ -78,9 +79,9 @@ def test_input_and_output_edges_of_a_node():
         return [e for e in graph.edges if e.source == node.id]
 
     assert into(source) == []
-    assert out_of(source) == [Edge(0, 1, 128)]
-    assert into(middle) == [Edge(0, 1, 128)]
-    assert out_of(middle) == [Edge(1, 2, 128)]
+    assert out_of(source) == [Edge(0, 1, AUTO_ITEMS, max_bytes=AUTO_BYTES)]
+    assert into(middle) == [Edge(0, 1, AUTO_ITEMS, max_bytes=AUTO_BYTES)]
+    assert out_of(middle) == [Edge(1, 2, AUTO_ITEMS, max_bytes=AUTO_BYTES)]
     assert out_of(tail) == []
     assert graph.tail is tail
 

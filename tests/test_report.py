@@ -113,7 +113,7 @@ async def test_real_run_counts_are_consistent():
     for upstream, downstream in zip(report.stages, report.stages[1:], strict=False):
         assert upstream.items_out == downstream.items_in
     assert all(s.items_failed == 0 for s in report.stages)
-    assert [s.queue_capacity for s in report.stages] == [8, 128, 128, 128, 0]
+    assert [s.queue_capacity for s in report.stages] == [8, 4096, 4096, 4096, 0]
     assert all(0 < s.queue_peak <= s.queue_capacity for s in report.stages[:-1])
     assert report.wall_seconds > 0
     assert [x for group in saved for x in group] == [2 * i for i in range(n) if (2 * i) % 3 == 0]

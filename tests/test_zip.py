@@ -33,7 +33,7 @@ async def start(zipper, inputs, out, stats):
 async def test_items_missing_from_a_branch_are_left_out_once_it_has_passed_them():
     a, b, out = Channel(8), Channel(8), Channel(8)
     stats = StageStats()
-    task = await start(Zipper([8, 8]), [a, b], out, stats)
+    task = await start(Zipper([a.fits, b.fits]), [a, b], out, stats)
     a.put_nowait(batch([0, 1, 2, 3]))
     b.put_nowait(batch([1, 3]))
     a.close()
@@ -49,7 +49,7 @@ async def test_items_missing_from_a_branch_are_left_out_once_it_has_passed_them(
 async def test_a_hole_lets_the_zip_go_on_before_the_branch_brings_anything():
     a, b, out = Channel(8), Channel(8), Channel(8)
     stats = StageStats()
-    zipper = Zipper([8, 8])
+    zipper = Zipper([a.fits, b.fits])
     task = await start(zipper, [a, b], out, stats)
     a.put_nowait(batch([0, 1]))
     await asyncio.sleep(0.01)
@@ -68,7 +68,7 @@ async def test_a_hole_lets_the_zip_go_on_before_the_branch_brings_anything():
 async def test_a_hole_that_comes_late_or_early_changes_nothing():
     a, b, out = Channel(8), Channel(8), Channel(8)
     stats = StageStats()
-    zipper = Zipper([8, 8])
+    zipper = Zipper([a.fits, b.fits])
     zipper.lanes[1].left(5)  # heard of before anything came
     task = await start(zipper, [a, b], out, stats)
     b.put_nowait(batch([2]))
@@ -87,7 +87,7 @@ async def test_a_hole_that_comes_late_or_early_changes_nothing():
 async def test_a_lane_holds_no_more_than_its_limit():
     """A fast branch waits for the slow one rather than fill the zip's memory."""
     a, b, out = Channel(100), Channel(100), Channel(100)
-    zipper = Zipper([3, 3])
+    zipper = Zipper([lambda: 3, lambda: 3])
     task = await start(zipper, [a, b], out, StageStats())
     a.put_nowait(batch(range(50)))
     await asyncio.sleep(0.01)

@@ -47,7 +47,7 @@ async def mistakes() -> None:
 async def option_mistakes() -> None:
     # The options are declared once (pipework._options) and still checked.
     ints().map(takes_int, chunksize="8")  # E: [call-overload] No overload variant of "map"
-    ints().map(takes_int, buffer=None)  # E: [call-overload] No overload variant of "map"
+    ints().map(takes_int, buffer="8")  # E: [call-overload] No overload variant of "map"
     ints().map(takes_int, retries=3)  # E: [call-overload] No overload variant of "map"
     ints().filter(takes_int, errors="ignore")  # E: [call-overload] No overload variant
     ints().map_batches(lambda xs: xs, max_size=4, chunksize=2)  # E: [call-overload]

@@ -6,6 +6,12 @@ that does not fit is split: the part that fits goes in and the rest waits.
 The number of items held never exceeds the capacity, which is what makes
 the memory of a pipeline independent of the length of its stream.
 
+A channel given ``max_bytes`` (every channel whose ``buffer=`` was left to
+its default) is also bounded by the measured size of its items: it holds as
+many as fit in ``max_bytes``, never more than ``capacity`` and always at
+least one. Small items then move in batches large enough to keep the loop's
+cost per item low, and large ones in batches small enough to keep memory flat.
+
 Every operation tries the non-blocking path first and creates a future only
 when it must wait; in the steady state of a busy pipeline most calls never
 touch the event loop.
@@ -22,10 +28,48 @@ from typing import Any, Generic, TypeAlias, TypeVar
 import anyio
 
 from ._batch import Batch
+from ._sizes import SizeEstimate, approx_size
 
 T = TypeVar("T")
 
-__all__ = ["Channel", "ChannelClosedError", "Sender", "Tee", "WouldBlockError", "take_until"]
+__all__ = [
+    "AUTO_BYTES",
+    "AUTO_FLOOR",
+    "AUTO_ITEMS",
+    "Channel",
+    "ChannelClosedError",
+    "Drain",
+    "Sender",
+    "Tee",
+    "WouldBlockError",
+    "take_until",
+]
+
+AUTO_ITEMS = 4096
+"""The most items a channel holds when its ``buffer=`` is left to its default."""
+
+AUTO_FLOOR = 128
+"""The items a channel left to its default holds, within its bytes, whatever its reader.
+
+It holds more only for a reader that takes more at once: a pooled stage
+says how large its next chunk may grow (`Channel.wants`), and the channel
+makes room for two of them, up to `AUTO_ITEMS`. So cheap items travel in
+chunks of thousands, while slow ones, whose chunks hold a few items, are not
+read thousands ahead (a graceful stop finishes what the channels hold).
+"""
+
+AUTO_BYTES = 1024 * 1024
+"""The most bytes of items, by `approx_size`, a channel holds when its ``buffer=`` is left
+to its default. 4,096 small items fit (an int, a short string); megabyte items go one by one."""
+
+FIRST_GUESS = 16
+"""The items a channel bounded in bytes says it fits before it has seen one.
+
+Only a stage that sizes its takes by its output's room reads it before the
+first put (an inline stage, whose function may turn small items into large
+ones), so it bounds that first batch; the first put measures, and the room
+follows the items from then on.
+"""
 
 
 class WouldBlockError(Exception):
@@ -47,19 +91,26 @@ class Channel(Generic[T]):
         "_batches",
         "_closed",
         "_getters",
+        "_max_bytes",
         "_offset",
         "_putters",
         "_size",
+        "_sizes",
         "capacity",
         "peak",
+        "wants",
     )
 
-    def __init__(self, capacity: int) -> None:
-        """Create an empty channel that holds at most ``capacity`` items."""
+    def __init__(self, capacity: int, max_bytes: int | None = None) -> None:
+        """Create an empty channel of at most ``capacity`` items, and ``max_bytes`` if given."""
         if capacity < 1:
             raise ValueError(f"a channel holds at least one item, not {capacity}")
         self.capacity = capacity
         self.peak = 0
+        self._max_bytes = max_bytes
+        self._sizes = SizeEstimate()
+        # The most its reader takes at once, as the reader says; see AUTO_FLOOR.
+        self.wants = 0
         self._batches: deque[Batch[T]] = deque()
         # How many items of the first batch were already taken. Taking part of
         # a batch moves this offset instead of copying the rest of the batch.
@@ -78,38 +129,70 @@ class Channel(Generic[T]):
         """Whether the producer has closed the channel."""
         return self._closed
 
+    def fits(self) -> int:
+        """Return how many items the channel holds when empty, as far as their sizes are known.
+
+        With an item bound only, its capacity. Bounded in bytes, it is what
+        fits in them, no more than two of what its reader `wants` (and at
+        least `AUTO_FLOOR`), and no more than its capacity.
+        """
+        if self._max_bytes is None:
+            return self.capacity
+        if self._sizes.per_item is None:
+            return min(self.capacity, FIRST_GUESS)
+        most = min(self.capacity, max(AUTO_FLOOR, 2 * self.wants))
+        return self._sizes.items_in(self._max_bytes, most)
+
     def room(self) -> int:
         """Return how many items can be put now without waiting."""
-        return self.capacity - self._size
+        return max(0, self.fits() - self._size)
 
     async def wait_room(self) -> int:
         """Wait until at least one item fits, and return how many fit."""
-        while self._size >= self.capacity:
+        while not (room := self.room()):
             await _wait(self._putters)
-        return self.capacity - self._size
+        return room
+
+    def measure(self, batch: Batch[T]) -> None:
+        """Fold the size of the batch's first item into the estimate, if bytes bound this channel.
+
+        One item a batch: a few hundred nanoseconds, where measuring all of
+        them would cost as much as moving them.
+        """
+        if self._max_bytes is not None and batch.items:
+            self._sizes.observe(approx_size(batch.items[0]))
 
     def put_nowait(self, batch: Batch[T]) -> None:
-        """Put a batch that fits in the room available now."""
+        """Put a batch that fits in the room available now, then measure it."""
+        self._append(batch)
+        self.measure(batch)
+
+    async def put(self, batch: Batch[T]) -> None:
+        """Put a batch, waiting for room; a batch larger than the room goes in parts.
+
+        It is measured first, so a batch of items larger than the last ones
+        goes in as few as the channel holds of them, not as many as it held.
+        """
+        self.measure(batch)
+        while len(batch):
+            room = await self.wait_room()
+            if len(batch) <= room:
+                self._append(batch)
+                return
+            self._append(batch.slice(0, room))
+            batch = batch.slice(room, len(batch))
+
+    def _append(self, batch: Batch[T]) -> None:
         if self._closed:
             raise ChannelClosedError("put into a closed channel")
         n = len(batch)
-        if n > self.capacity - self._size:
+        if n > self.room():
             raise ValueError(f"a batch of {n} does not fit in the room of {self.room()}")
         if n:
             self._batches.append(batch)
             self._size += n
             self.peak = max(self.peak, self._size)
             _wake(self._getters)
-
-    async def put(self, batch: Batch[T]) -> None:
-        """Put a batch, waiting for room; a batch larger than the room goes in parts."""
-        while len(batch):
-            room = await self.wait_room()
-            if len(batch) <= room:
-                self.put_nowait(batch)
-                return
-            self.put_nowait(batch.slice(0, room))
-            batch = batch.slice(room, len(batch))
 
     def close(self) -> None:
         """Mark the end of the stream; the consumer drains what is left."""
@@ -167,6 +250,34 @@ class Channel(Generic[T]):
         return Batch.concat(parts)
 
 
+class Drain(Channel[T]):
+    """The end of an output that nothing reads: every put is taken at once and dropped.
+
+    ``Pipeline.run()`` keeps no outputs, so its tail has no reader to wait
+    for. A channel and a task that empties it would cost two task switches
+    per batch of at most ``capacity`` items, for nothing; a drain costs a call.
+    Its bounds stay what the channel's would be, since an inline stage
+    sizes what it takes by them.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, capacity: int, max_bytes: int | None = None) -> None:
+        """Drop what is put; see `Channel` for the bounds a stage before it reads."""
+        super().__init__(capacity, max_bytes)
+        self.wants = capacity  # it takes anything at once
+
+    def put_nowait(self, batch: Batch[T]) -> None:
+        """Drop a batch of any size, measuring it: the stage before sizes its takes by `fits`."""
+        if self._closed:
+            raise ChannelClosedError("put into a closed channel")
+        self.measure(batch)
+
+    async def put(self, batch: Batch[T]) -> None:
+        """Drop a batch of any size, without waiting."""
+        self.put_nowait(batch)
+
+
 class Tee(Generic[T]):
     """The sending end of a fan-out: every batch goes to each of several channels.
 
@@ -185,6 +296,15 @@ class Tee(Generic[T]):
         self.channels = channels
         self.capacity = min(channel.capacity for channel in channels)
         self._copied = copied
+
+    def fits(self) -> int:
+        """Return how many items every channel holds when empty."""
+        return min(channel.fits() for channel in self.channels)
+
+    @property
+    def wants(self) -> int:
+        """The most that any of its readers takes at once."""
+        return max(channel.wants for channel in self.channels)
 
     @property
     def peak(self) -> int:
@@ -215,6 +335,8 @@ class Tee(Generic[T]):
 
     async def put(self, batch: Batch[T]) -> None:
         """Put a batch in every channel, in parts as room allows."""
+        for channel in self.channels:
+            channel.measure(batch)
         while len(batch):
             room = await self.wait_room()
             if len(batch) <= room:

@@ -8,14 +8,13 @@ seconds of work keeps latency and load balance good as well.
 Time alone is not enough: cheap items that are large (a megabyte of bytes
 whose length is taken) would make chunks of thousands of megabytes, and a
 stage holds several chunks at once. So a chunk is also held to
-`CHUNK_BYTES`, by the measured size of its items and of their results,
+`CHUNK_BYTES`, by the measured size (`_sizes`) of its items and of their results,
 whichever is larger: large items travel in small chunks, small ones in large.
 """
 
 from __future__ import annotations
 
-import sys
-from itertools import islice
+from ._sizes import SizeEstimate
 
 DEFAULT_TARGET = 0.02
 """Seconds of work per chunk.
@@ -38,22 +37,18 @@ tens of megabytes whatever its items, while a chunk of small items still
 reaches `MAX_CHUNK`.
 """
 
-# How many elements of a container `approx_size` looks at, and how deep.
-_SAMPLE = 8
-_DEPTH = 3
-
 
 class ChunkSizer:
     """Sizes chunks from the measured time per item, or keeps a fixed size."""
 
-    __slots__ = ("_bytes_per_item", "_fixed", "_per_item", "_target")
+    __slots__ = ("_bytes", "_fixed", "_per_item", "_target")
 
     def __init__(self, fixed: int | None = None, target: float = DEFAULT_TARGET) -> None:
         """Use ``fixed`` items per chunk, or adapt toward ``target`` seconds per chunk."""
         self._fixed = fixed
         self._target = target
         self._per_item: float | None = None
-        self._bytes_per_item = 0.0
+        self._bytes = SizeEstimate()
 
     def size(self) -> int:
         """Return the number of items for the next chunk."""
@@ -64,8 +59,7 @@ class ChunkSizer:
             # back soon and the first measurement is cheap.
             return 1
         by_time = int(self._target / self._per_item)
-        by_bytes = int(CHUNK_BYTES / self._bytes_per_item) if self._bytes_per_item else MAX_CHUNK
-        return max(1, min(MAX_CHUNK, by_time, by_bytes))
+        return max(1, min(by_time, self._bytes.items_in(CHUNK_BYTES, MAX_CHUNK)))
 
     def observe(self, items: int, seconds: float, item_bytes: int = 0) -> None:
         """Record that ``items`` items took ``seconds`` of work in a worker.
@@ -76,10 +70,7 @@ class ChunkSizer:
         """
         if items <= 0:
             return
-        if item_bytes >= self._bytes_per_item:
-            self._bytes_per_item = float(item_bytes)
-        else:
-            self._bytes_per_item += 0.3 * (item_bytes - self._bytes_per_item)
+        self._bytes.observe(item_bytes)
         # A no-op item measures as zero; a floor keeps the division finite.
         per_item = max(seconds / items, 1e-8)
         if self._per_item is None:
@@ -88,32 +79,3 @@ class ChunkSizer:
             # Smooth over noisy timings while following a real change in the
             # work within a few chunks.
             self._per_item += 0.3 * (per_item - self._per_item)
-
-
-def approx_size(value: object) -> int:
-    """Return about how many bytes ``value`` holds, cheaply: a sample, not a walk.
-
-    Buffers count their data (bytes, str, arrays through ``nbytes``);
-    containers count a few elements and scale by their length. It never
-    raises: a user's object whose ``nbytes`` or ``__len__`` fails counts as 0,
-    and then only time sizes its chunks.
-    """
-    try:
-        return _approx(value, _DEPTH)
-    except Exception:  # noqa: BLE001 - a measurement, never a reason to fail a stage
-        return 0
-
-
-def _approx(value: object, depth: int) -> int:
-    if isinstance(value, bytes | bytearray | str):
-        return len(value)
-    nbytes = getattr(value, "nbytes", None)  # numpy arrays, memoryviews, buffers
-    if isinstance(nbytes, int):
-        return nbytes
-    size = sys.getsizeof(value, 64)
-    if depth and isinstance(value, list | tuple | set | frozenset | dict) and value:
-        elements = value.items() if isinstance(value, dict) else value
-        sample = list(islice(elements, _SAMPLE))
-        sampled = sum(_approx(element, depth - 1) for element in sample)
-        size += sampled * len(value) // len(sample)
-    return size

@@ -10,7 +10,7 @@ from ._report import Report
 from ._run import execute
 from ._sealed import SealedPipeline
 from ._shutdown import StopSignal
-from ._specs import DEFAULT_BUFFER, MapSpec, MergeSpec, PartitionSpec, ZipSpec, merge_spec, zip_spec
+from ._specs import MapSpec, MergeSpec, PartitionSpec, ZipSpec, merge_spec, zip_spec
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 @overload
 def zip(
-    a: Pipeline[A], b: Pipeline[B], /, *, buffer: int = ..., name: str | None = ...
+    a: Pipeline[A], b: Pipeline[B], /, *, buffer: int | None = ..., name: str | None = ...
 ) -> Pipeline[tuple[A, B]]: ...
 @overload
 def zip(
@@ -30,7 +30,7 @@ def zip(
     c: Pipeline[C],
     /,
     *,
-    buffer: int = ...,
+    buffer: int | None = ...,
     name: str | None = ...,
 ) -> Pipeline[tuple[A, B, C]]: ...
 @overload
@@ -41,15 +41,15 @@ def zip(
     d: Pipeline[D],
     /,
     *,
-    buffer: int = ...,
+    buffer: int | None = ...,
     name: str | None = ...,
 ) -> Pipeline[tuple[A, B, C, D]]: ...
 @overload
 def zip(
-    *branches: Pipeline[Any], buffer: int = ..., name: str | None = ...
+    *branches: Pipeline[Any], buffer: int | None = ..., name: str | None = ...
 ) -> Pipeline[tuple[Any, ...]]: ...
 def zip(
-    *branches: Pipeline[Any], buffer: int = DEFAULT_BUFFER, name: str | None = None
+    *branches: Pipeline[Any], buffer: int | None = None, name: str | None = None
 ) -> Pipeline[tuple[Any, ...]]:
     """Join branches of one pipeline: one tuple per source item, with each branch's result.
 
@@ -71,7 +71,8 @@ def zip(
         b = fetched.map(feature_b, on="thread")
         await pipework.zip(a, b).map(score).sink(save).run()  # score((A, B))
 
-    :param buffer: how many tuples the channel after the zip holds
+    :param buffer: how many tuples the channel after the zip holds; by default,
+        up to 4,096 that fit in about 1 MiB by their measured size
     :param name: the zip's name in reports and errors
     :raises TypeError: for fewer than two branches, a branch that ends in a
         sink, branches that share no source, or a branch that reorders or
@@ -135,7 +136,7 @@ def _refuse_parts(outlets: tuple[Outlet, ...]) -> None:
 
 @overload
 def merge(
-    a: Pipeline[A], b: Pipeline[B], /, *, buffer: int = ..., name: str | None = ...
+    a: Pipeline[A], b: Pipeline[B], /, *, buffer: int | None = ..., name: str | None = ...
 ) -> Pipeline[A | B]: ...
 @overload
 def merge(
@@ -144,13 +145,15 @@ def merge(
     c: Pipeline[C],
     /,
     *,
-    buffer: int = ...,
+    buffer: int | None = ...,
     name: str | None = ...,
 ) -> Pipeline[A | B | C]: ...
 @overload
-def merge(*pipelines: Pipeline[T], buffer: int = ..., name: str | None = ...) -> Pipeline[T]: ...
 def merge(
-    *pipelines: Pipeline[Any], buffer: int = DEFAULT_BUFFER, name: str | None = None
+    *pipelines: Pipeline[T], buffer: int | None = ..., name: str | None = ...
+) -> Pipeline[T]: ...
+def merge(
+    *pipelines: Pipeline[Any], buffer: int | None = None, name: str | None = None
 ) -> Pipeline[Any]:
     """Take every item of every pipeline as it comes, in one stream.
 
@@ -165,7 +168,8 @@ def merge(
         events = pipework.merge(Pipeline(kafka_feed()), Pipeline(http_feed()))
         await events.map(parse).sink(store).run()
 
-    :param buffer: how many items the channel after the merge holds
+    :param buffer: how many items the channel after the merge holds; by default,
+        up to 4,096 that fit in about 1 MiB by their measured size
     :param name: the merge's name in reports and errors
     :raises TypeError: for fewer than two pipelines, or one that ends in a sink
     """

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ._channel import AUTO_BYTES, AUTO_ITEMS
 from ._specs import (
     MapSpec,
     MergeSpec,
@@ -158,13 +159,18 @@ class Node:
 
 @dataclass(frozen=True, slots=True)
 class Edge:
-    """A channel from one output of a stage to one input of another, of ``capacity`` items."""
+    """A channel from one output of a stage to one input of another.
+
+    It holds at most ``capacity`` items, and if ``max_bytes`` is set, as many
+    as fit in that many bytes (see `Channel`).
+    """
 
     source: int
     target: int
     capacity: int
     source_port: int = 0
     target_port: int = 0
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +200,7 @@ class Graph:
         swap = replace or {}
         nodes = tuple(Node(i, swap.get(step, step.spec)) for i, step in enumerate(order))
         edges = tuple(
-            Edge(ids[inp.step], ids[step], output_capacity(inp.step.spec), inp.port, port)
+            _edge(ids[inp.step], ids[step], inp, port)
             for step in order
             for port, inp in enumerate(step.inputs)
         )
@@ -248,11 +254,22 @@ def label_in(step: Step, outlet: Outlet) -> str:
     return label(upstream_first([outlet]).index(step), step.spec)
 
 
-def output_capacity(spec: StageSpec) -> int:
-    """Return the size of each channel a stage's output feeds: its ``buffer=``."""
+def output_bounds(spec: StageSpec) -> tuple[int, int | None]:
+    """Return the bounds of each channel a stage's output feeds, in items and in bytes.
+
+    A ``buffer=`` the user gave is exact, in items. Left to its default, a
+    channel holds `AUTO_ITEMS` items at most, and no more than fit in
+    `AUTO_BYTES` by their measured size: fast for small items, flat in
+    memory for large ones.
+    """
     if isinstance(spec, SinkSpec):  # pragma: no cover - a sink has no output
         raise TypeError("a sink has no output")
-    return spec.buffer
+    return (AUTO_ITEMS, AUTO_BYTES) if spec.buffer is None else (spec.buffer, None)
+
+
+def _edge(source: int, target: int, inp: Outlet, port: int) -> Edge:
+    items, max_bytes = output_bounds(inp.step.spec)
+    return Edge(source, target, items, inp.port, port, max_bytes)
 
 
 def is_one_to_one(spec: StageSpec) -> bool:

@@ -23,7 +23,7 @@ class StageOptions(TypedDict, total=False):
     retry: int | Retry | None
     errors: ErrorHandler
     timeout: float | None
-    buffer: int
+    buffer: int | None
     name: str | None
     max_in_flight: int | None
 

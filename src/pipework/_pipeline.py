@@ -20,7 +20,6 @@ from ._sealed import SealedPipeline
 from ._service import DEFAULT_MAX_IN_FLIGHT, Service, service_outlet
 from ._shutdown import StopSignal
 from ._specs import (
-    DEFAULT_BUFFER,
     batch_spec,
     map_spec,
     partition_spec,
@@ -69,7 +68,8 @@ class Pipeline(Generic[T_co]):
         )
 
     :param source: an iterable, an async iterable or an async generator
-    :param buffer: how many items the channel after the source holds
+    :param buffer: how many items the channel after the source holds; by default,
+        up to 4,096 that fit in about 1 MiB by their measured size (at least one)
     :param name: the source's name in reports and errors
     """
 
@@ -79,7 +79,7 @@ class Pipeline(Generic[T_co]):
         self,
         source: Iterable[T_co] | AsyncIterable[T_co],
         *,
-        buffer: int = DEFAULT_BUFFER,
+        buffer: int | None = None,
         name: str = "source",
     ) -> None:
         """Start a pipeline that reads ``source``; see the class docstring."""
@@ -169,7 +169,8 @@ class Pipeline(Generic[T_co]):
             stage one batch of at most its ``buffer``. A smaller figure lowers
             how far the stage reads ahead of a slow consumer, at some cost in
             speed for cheap items
-        :param buffer: how many items the channel after this stage holds
+        :param buffer: how many items the channel after this stage holds; by
+            default, up to 4,096 that fit in about 1 MiB by their measured size
         :param name: the stage's name in reports and errors
         :raises TypeError, ValueError: at once, for settings that cannot work
         :raises UnpicklableError: at once, if a process stage's function cannot be pickled
@@ -310,7 +311,7 @@ class Pipeline(Generic[T_co]):
         size: int,
         *,
         max_wait: float | None = None,
-        buffer: int = DEFAULT_BUFFER,
+        buffer: int | None = None,
         name: str | None = None,
     ) -> Pipeline[list[T_co]]:
         """Group items into lists of ``size``, or fewer once the first has waited ``max_wait`` s.
@@ -344,7 +345,7 @@ class Pipeline(Generic[T_co]):
         n: int,
         key: Callable[[T_co], object],
         *,
-        buffer: int = DEFAULT_BUFFER,
+        buffer: int | None = None,
         name: str | None = None,
     ) -> tuple[Pipeline[T_co], ...]:
         """Split the stream into ``n`` pipelines by key: equal keys go to the same one, in order.
@@ -394,7 +395,7 @@ class Pipeline(Generic[T_co]):
         cls,
         item_type: type[U] | None = None,  # noqa: ARG003 - it types the pipeline for mypy
         *,
-        buffer: int = DEFAULT_BUFFER,
+        buffer: int | None = None,
         name: str = "requests",
     ) -> Pipeline[U]:
         """Start a pipeline fed by a service's ``submit``, for `open`; ``item_type`` types it.
@@ -476,7 +477,7 @@ class Pipeline(Generic[T_co]):
             concurrency=options.get("concurrency"),
             setup=options.get("setup"),
             ordered=options.get("ordered", True),
-            buffer=options.get("buffer", DEFAULT_BUFFER),
+            buffer=options.get("buffer"),
             chunksize=options.get("chunksize"),
             name=options.get("name"),
             retry=options.get("retry"),

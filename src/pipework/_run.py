@@ -15,8 +15,8 @@ from operator import attrgetter
 from time import perf_counter
 from typing import Any
 
-from ._channel import Channel, Sender, Tee
-from ._graph import Graph, output_capacity
+from ._channel import Channel, Drain, Sender, Tee
+from ._graph import Graph, output_bounds
 from ._policy import LEFT_STREAM, RUN_OBSERVER, ItemObserver
 from ._report import Report, StageReport, StageStats
 from ._shutdown import StopSignal
@@ -55,7 +55,7 @@ async def _execute(
     graph: Graph, tail: Channel[Any] | None, stop: StopSignal | None, observer: ItemObserver | None
 ) -> Report:
     start = perf_counter()
-    inputs, outputs, drains = _wire(graph, tail, observer)
+    inputs, outputs = _wire(graph, tail, observer)
     zippers = _zippers(graph, inputs)
     hooks = _hooks(graph, zippers)
     stats = [StageStats() for _ in graph.nodes]
@@ -71,8 +71,6 @@ async def _execute(
                 outputs[node.id],
                 stats[node.id],
             )
-        for drain in drains:
-            group.spawn(_drain, drain)
     stages = tuple(
         StageReport(
             name=node.spec.name,
@@ -96,7 +94,7 @@ async def _execute(
 
 def _wire(
     graph: Graph, tail: Channel[Any] | None, observer: ItemObserver | None
-) -> tuple[dict[int, list[Channel[Any]]], dict[int, list[Sender]], list[Channel[Any]]]:
+) -> tuple[dict[int, list[Channel[Any]]], dict[int, list[Sender]]]:
     """Make a channel for each edge; an output read more than once sends through a tee.
 
     The first of the graph's tails goes to ``tail`` if there is one; the
@@ -105,24 +103,22 @@ def _wire(
     inputs: dict[int, list[Channel[Any]]] = {node.id: [] for node in graph.nodes}
     readers: dict[tuple[int, int], list[Channel[Any]]] = {}
     for edge in sorted(graph.edges, key=attrgetter("target", "target_port")):
-        channel: Channel[Any] = Channel(edge.capacity)
+        channel: Channel[Any] = Channel(edge.capacity, edge.max_bytes)
         inputs[edge.target].append(channel)
         readers.setdefault((edge.source, edge.source_port), []).append(channel)
-    drains: list[Channel[Any]] = []
     for number, (tail_id, port) in enumerate(graph.tails):
         if number == 0 and tail is not None:
             readers.setdefault((tail_id, port), []).append(tail)
         else:
-            drains.append(Channel(output_capacity(graph.nodes[tail_id].spec)))
-            readers.setdefault((tail_id, port), []).append(drains[-1])
+            drain = Drain[Any](*output_bounds(graph.nodes[tail_id].spec))
+            readers.setdefault((tail_id, port), []).append(drain)
     outputs: dict[int, list[Sender]] = {}
     for node in graph.nodes:
         senders: list[Sender] = []
         for port in range(_ports(node.spec)):
             channels = readers.get((node.id, port))
             if channels is None:  # a part of a partition that this run does not read
-                drains.append(Channel(output_capacity(node.spec)))
-                channels = [drains[-1]]
+                channels = [Drain(*output_bounds(node.spec))]
             if len(channels) == 1:
                 senders.append(channels[0])
                 continue
@@ -131,7 +127,7 @@ def _wire(
                 copied = partial(observer.reshaped, count=len(channels), stage=node.label)
             senders.append(Tee(channels, copied))
         outputs[node.id] = senders
-    return inputs, outputs, drains
+    return inputs, outputs
 
 
 def _ports(spec: StageSpec) -> int:
@@ -143,7 +139,7 @@ def _ports(spec: StageSpec) -> int:
 def _zippers(graph: Graph, inputs: dict[int, list[Channel[Any]]]) -> dict[int, Zipper]:
     """Make the state of each zip: it holds at most its input channels' worth per branch."""
     return {
-        node.id: Zipper([channel.capacity for channel in inputs[node.id]])
+        node.id: Zipper([channel.fits for channel in inputs[node.id]])
         for node in graph.nodes
         if isinstance(node.spec, ZipSpec)
     }
@@ -186,11 +182,6 @@ def _all(hooks: list[Callable[[int], None]]) -> Callable[[int], None]:
             hook(index)
 
     return tell
-
-
-async def _drain(channel: Channel[Any]) -> None:
-    while await channel.take() is not None:
-        pass
 
 
 def _refuse_in_worker_bootstrap() -> None:

@@ -22,16 +22,6 @@ from ._policy import ErrorHandler, Retry, check_errors, check_retry
 On: TypeAlias = Literal["thread", "process"] | Executor | None
 Mode = Literal["inline", "async", "thread", "process", "executor"]
 
-DEFAULT_BUFFER = 128
-"""Items a channel holds by default.
-
-Small enough that a stream of megabyte-sized items stays within a few
-hundred megabytes per channel. Each refill of a channel costs a couple of
-task switches, so for tiny items a deeper channel is much faster: no-op
-items through a process stage run at 1.0M/s with 128 and 3.6M/s with 4096.
-Lower it for large items, raise it for tiny ones.
-"""
-
 DEFAULT_CONCURRENCY = 16
 """Calls an async stage keeps in flight by default."""
 
@@ -42,7 +32,7 @@ class SourceSpec:
 
     source: Iterable[Any] | AsyncIterable[Any]
     name: str
-    buffer: int
+    buffer: int | None
 
     @property
     def kind(self) -> str:
@@ -63,7 +53,7 @@ class MapSpec:
     concurrency: int
     setup: Callable[[], Any] | None
     ordered: bool
-    buffer: int
+    buffer: int | None
     chunksize: int | None
     # The function and setup, pickled once at build time for process stages,
     # which both proves they can travel and saves pickling them per run.
@@ -92,7 +82,7 @@ class BatchSpec:
     size: int
     max_wait: float | None
     name: str
-    buffer: int
+    buffer: int | None
 
     @property
     def kind(self) -> str:
@@ -119,7 +109,7 @@ class ZipSpec:
     """Joins branches of one source into a tuple per source item, in order."""
 
     name: str
-    buffer: int
+    buffer: int | None
 
     @property
     def kind(self) -> str:
@@ -132,7 +122,7 @@ class MergeSpec:
     """Passes on every item of every input, as it comes."""
 
     name: str
-    buffer: int
+    buffer: int | None
 
     @property
     def kind(self) -> str:
@@ -147,7 +137,7 @@ class PartitionSpec:
     parts: int
     key: Callable[[Any], Any]
     name: str
-    buffer: int
+    buffer: int | None
 
     @property
     def kind(self) -> str:
@@ -165,7 +155,7 @@ def label(index: int, spec: StageSpec) -> str:
     return f"#{index} {spec.name!r} ({spec.kind})"
 
 
-def source_spec(source: object, *, name: str, buffer: int) -> SourceSpec:
+def source_spec(source: object, *, name: str, buffer: int | None) -> SourceSpec:
     """Check a pipeline's source."""
     if inspect.iscoroutine(source):
         source.close()
@@ -190,7 +180,9 @@ def source_spec(source: object, *, name: str, buffer: int) -> SourceSpec:
             f"{'characters' if isinstance(source, str) else 'bytes'} one by one; for one item, "
             f"pass a list: Pipeline([value]); to stream its {kind} parts, pass iter(value)"
         )
-    return SourceSpec(source, name=_name(name, "name"), buffer=_count("buffer", buffer))
+    return SourceSpec(
+        source, name=_name(name, "name"), buffer=_count("buffer", buffer, optional=True)
+    )
 
 
 def map_spec(
@@ -246,7 +238,7 @@ def map_spec(
         ),
         setup=setup,
         ordered=ordered,
-        buffer=_count("buffer", buffer, where),
+        buffer=_count("buffer", buffer, where, optional=True),
         chunksize=_count("chunksize", chunksize, where, optional=True),
         payload=None,
         retry=check_retry(retry, where),
@@ -294,7 +286,7 @@ def batch_spec(
         size=_count("size", size, where),
         max_wait=wait,
         name="batch" if name is None else _name(name, "name"),
-        buffer=_count("buffer", buffer, where),
+        buffer=_count("buffer", buffer, where, optional=True),
     )
 
 
@@ -318,7 +310,7 @@ def zip_spec(*, buffer: object, name: object) -> ZipSpec:
     """Check a zip."""
     return ZipSpec(
         name="zip" if name is None else _name(name, "name"),
-        buffer=_count("buffer", buffer, "zip()"),
+        buffer=_count("buffer", buffer, "zip()", optional=True),
     )
 
 
@@ -326,7 +318,7 @@ def merge_spec(*, buffer: object, name: object) -> MergeSpec:
     """Check a merge."""
     return MergeSpec(
         name="merge" if name is None else _name(name, "name"),
-        buffer=_count("buffer", buffer, "merge()"),
+        buffer=_count("buffer", buffer, "merge()", optional=True),
     )
 
 
@@ -347,7 +339,7 @@ def partition_spec(parts: object, key: object, *, buffer: object, name: object) 
         parts=count,
         key=key,
         name=_callable_name(key) if name is None else _name(name, "name"),
-        buffer=_count("buffer", buffer, where),
+        buffer=_count("buffer", buffer, where, optional=True),
     )
 
 

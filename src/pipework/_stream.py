@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from ._channel import Channel
-from ._graph import Graph, output_capacity
+from ._graph import Graph, output_bounds
 from ._report import Report
 from ._run import execute
 from ._tasks import retrieve_outcome
@@ -45,7 +45,7 @@ class Stream(Generic[T_co]):
         self._graph = graph
         tails = graph.tails
         self._tail: Channel[Any] = Channel(
-            output_capacity(graph.nodes[tails[0][0]].spec) if tails else 1
+            *(output_bounds(graph.nodes[tails[0][0]].spec) if tails else (1, None))
         )
         self._task: asyncio.Task[Report] | None = None
         self._items: deque[Any] = deque()

@@ -48,7 +48,6 @@ from ._http._settings import Request as Request
 from ._http._settings import settings as _settings
 from ._http._streamed import StreamedResponse as StreamedResponse
 from ._pipeline import Pipeline
-from ._specs import DEFAULT_BUFFER
 
 __all__ = [
     "FetchOptions",
@@ -136,7 +135,7 @@ def source(
     *,
     concurrency: int | None = None,
     ordered: bool = True,
-    buffer: int = DEFAULT_BUFFER,
+    buffer: int | None = None,
     name: str = "fetch",
 ) -> Pipeline[bytes]: ...
 @overload
@@ -146,7 +145,7 @@ def source(
     *,
     concurrency: int | None = None,
     ordered: bool = True,
-    buffer: int = DEFAULT_BUFFER,
+    buffer: int | None = None,
     name: str = "fetch",
 ) -> Pipeline[T]: ...
 def source(
@@ -155,7 +154,7 @@ def source(
     *,
     concurrency: int | None = None,
     ordered: bool = True,
-    buffer: int = DEFAULT_BUFFER,
+    buffer: int | None = None,
     name: str = "fetch",
 ) -> Pipeline[Any]:
     """Start a pipeline whose items are the responses to ``urls``, fetched concurrently.
@@ -174,7 +173,8 @@ def source(
     :param fetcher: a `Fetcher` from `fetch`; by default ``fetch()``, bytes
     :param concurrency: requests in flight (16 by default)
     :param ordered: responses in the order of ``urls`` (the default), or as they come
-    :param buffer: how many items each of the two channels holds
+    :param buffer: how many items each of the two channels holds; by default,
+        up to 4,096 that fit in about 1 MiB by their measured size
     :param name: the fetch stage's name in reports and errors
     """
     if fetcher is None:

@@ -23,7 +23,7 @@ from typing import Any, Generic, Literal, TypeVar
 import anyio
 
 from .._channel import Channel
-from .._graph import Graph, Outlet, Step, one_each, output_capacity
+from .._graph import Graph, Outlet, Step, one_each, output_bounds
 from .._report import Report
 from .._run import execute
 from .._specs import BatchSpec, MapSpec, SourceSpec, source_spec
@@ -52,7 +52,7 @@ class _Requests:
         )
 
 
-def service_outlet(*, buffer: int, name: str) -> Outlet:
+def service_outlet(*, buffer: int | None, name: str) -> Outlet:
     """Return the start of a pipeline whose items will come from a service's ``submit``."""
     return Outlet(Step.make(source_spec(_Requests(), name=name, buffer=buffer)))
 
@@ -197,7 +197,7 @@ class Service(Generic[R_co]):
         assert isinstance(source.spec, SourceSpec)  # noqa: S101
         fed = replace(source.spec, source=self._intake)
         graph = Graph.of([self._outlet], replace={source: fed})
-        tail: Channel[Any] = Channel(output_capacity(self._outlet.step.spec))
+        tail: Channel[Any] = Channel(*output_bounds(self._outlet.step.spec))
         self._state = "open"
         self._task = asyncio.get_running_loop().create_task(self._serve(graph, tail))
         self._task.add_done_callback(retrieve_outcome)

@@ -35,10 +35,15 @@ async def run_inline(
             stats.busy += elapsed
             stats.latency.add(elapsed / len(batch), len(batch))
 
-    # At most what its output holds: the outputs it makes wait here for room,
-    # so a small buffer after a stage that makes large items keeps it small.
-    most = min(out.capacity, spec.max_in_flight or out.capacity)
-    while (batch := await inp.take(most)) is not None:
+    # At most what its output holds, read before each take: the outputs it
+    # makes wait here for room, so a small buffer, or a channel bounded in
+    # bytes, after a stage that makes large items keeps it small.
+    limit = spec.max_in_flight
+    while True:
+        inp.wants = out.wants  # what a chunking stage after it takes, it takes too
+        batch = await inp.take(min(out.fits(), limit or out.capacity))
+        if batch is None:
+            return
         stats.items_in += len(batch)
         result = await settle(op, batch, attempt, policy, label)
         if len(result):

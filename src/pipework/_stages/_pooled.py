@@ -20,7 +20,7 @@ from typing import Any
 
 from .._batch import Batch
 from .._channel import Channel, Sender
-from .._chunking import DEFAULT_TARGET, ChunkSizer, approx_size
+from .._chunking import DEFAULT_TARGET, ChunkSizer
 from .._errors import (
     MAIN_GUARD_NOTE,
     ItemTimeoutError,
@@ -33,6 +33,7 @@ from .._errors import (
 from .._executors import Backend, open_backend
 from .._report import StageStats
 from .._serial import NotPicklableError
+from .._sizes import approx_size
 from .._specs import MapSpec
 from ._common import Step, policy_of, settle, settle_whole
 from ._window import Window

@@ -28,7 +28,7 @@ from typing import Any
 import anyio
 
 from .._batch import Batch
-from .._channel import Channel, Sender, take_until
+from .._channel import Channel, Sender, WouldBlockError, take_until
 from .._report import StageStats
 from .._tasks import JobGroup
 
@@ -86,9 +86,11 @@ class Window:
             while True:
                 await self._unemitted.acquire()
                 largest = await self._largest_chunk()
+                self._inp.wants = largest  # a channel left to its default makes room for it
                 batch = await self._inp.take(largest)
                 if batch is None:
                     return
+                batch = await self._top_up(batch, largest)
                 if self._max_wait is not None:
                     batch = await self._fill(batch, largest, anyio.current_time() + self._max_wait)
                 batch = await self._grow_until_free(batch, largest)
@@ -106,6 +108,28 @@ class Window:
             self._room_freed.clear()
             await self._room_freed.wait()
         return min(self._chunk(), self._room)
+
+    async def _top_up(self, batch: Batch[Any], largest: int) -> Batch[Any]:
+        """Grow a chunk short of ``largest`` with what the producer puts, a loop turn at a time.
+
+        A take returns what the channel holds, and a channel holds less than a
+        chunk of cheap items may grow to. While the producer keeps putting, one
+        loop turn brings more; once a turn brings nothing (a slow source, or
+        none left), the chunk goes as it is, a turn later than it would have.
+        """
+        parts = [batch]
+        size = len(batch)
+        while size < largest:
+            await asyncio.sleep(0)
+            try:
+                more = self._inp.take_nowait(largest - size)
+            except WouldBlockError:
+                break
+            if more is None:
+                break
+            parts.append(more)
+            size += len(more)
+        return Batch.concat(parts) if len(parts) > 1 else batch
 
     async def _fill(self, batch: Batch[Any], largest: int, deadline: float) -> Batch[Any]:
         """Add input to ``batch`` until it has ``largest`` items or the deadline passes."""

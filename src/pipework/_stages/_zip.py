@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .._batch import Batch
@@ -30,7 +31,7 @@ class _Lane:
 
     __slots__ = ("ended", "holes", "index", "items", "last", "limit", "news", "room")
 
-    def __init__(self, news: asyncio.Event, limit: int) -> None:
+    def __init__(self, news: asyncio.Event, limit: Callable[[], int]) -> None:
         self.news = news
         self.room = asyncio.Event()
         self.limit = limit
@@ -58,7 +59,7 @@ class _Lane:
 
     def pop(self) -> Any:
         self.index.popleft()
-        if len(self.items) == self.limit:
+        if len(self.items) <= self.limit():
             self.room.set()
         return self.items.popleft()
 
@@ -79,8 +80,12 @@ class _Lane:
 class Zipper:
     """The state of one zip in one run; `_run` hands each lane's `left` to the stages upstream."""
 
-    def __init__(self, limits: list[int]) -> None:
-        """Join as many branches as ``limits``, holding at most ``limits[i]`` items of branch i."""
+    def __init__(self, limits: list[Callable[[], int]]) -> None:
+        """Join as many branches as ``limits``, holding at most ``limits[i]()`` items of branch i.
+
+        A limit is read as it is needed: a channel bounded in bytes says how
+        many of its branch's items fit (`Channel.fits`), and the lane follows.
+        """
         self._news = asyncio.Event()
         self.lanes = [_Lane(self._news, limit) for limit in limits]
 
@@ -141,10 +146,11 @@ class Zipper:
 async def _read(lane: _Lane, inp: Channel[Any], stats: StageStats) -> None:
     while True:
         lane.room.clear()
-        if len(lane.items) >= lane.limit:
+        room = lane.limit() - len(lane.items)
+        if room < 1:
             await lane.room.wait()
             continue
-        batch = await inp.take(lane.limit - len(lane.items))
+        batch = await inp.take(room)
         if batch is None:
             lane.ended = True
             lane.news.set()
