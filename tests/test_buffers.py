@@ -15,9 +15,9 @@ import pytest
 
 import pipework
 from pipework import Pipeline
-from pipework import _buffers as buffers
-from pipework import _serial as serial
-from pipework._worker import run_chunk
+from pipework._worker import _buffers as buffers
+from pipework._worker import _serial as serial
+from pipework._worker._trampoline import run_chunk
 
 np = pytest.importorskip("numpy")
 
@@ -128,7 +128,7 @@ def test_segments_of_a_killed_parent_are_swept_by_the_next_run(tmp_path):
     script = tmp_path / "die.py"
     script.write_text(
         "import os, signal, numpy\n"
-        "from pipework import _buffers as b, _serial as s\n"
+        "from pipework._worker import _buffers as b, _serial as s\n"
         "s.pack(numpy.ones(1 << 18), b.prefix_for(b.new_key()))\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )

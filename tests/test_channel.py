@@ -7,7 +7,6 @@ import asyncio
 import anyio
 import pytest
 
-from pipework._batch import Batch
 from pipework._channel import (
     AUTO_BYTES,
     AUTO_FLOOR,
@@ -20,6 +19,7 @@ from pipework._channel import (
     WouldBlockError,
     take_until,
 )
+from pipework._packet import Batch
 
 
 def batch(items, start=0):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipework._chunking import CHUNK_BYTES, DEFAULT_TARGET, MAX_CHUNK, ChunkSizer
+from pipework._stages._chunking import CHUNK_BYTES, DEFAULT_TARGET, MAX_CHUNK, ChunkSizer
 
 
 def test_fixed_size_ignores_measurements():

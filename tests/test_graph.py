@@ -9,7 +9,7 @@ import pytest
 import pipework
 from pipework import Pipeline, SealedPipeline
 from pipework._channel import AUTO_BYTES, AUTO_ITEMS
-from pipework._graph import Edge, Graph
+from pipework._model._graph import Edge, Graph
 
 
 def double(x):

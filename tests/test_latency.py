@@ -8,7 +8,7 @@ import random
 import pytest
 
 from pipework import Pipeline
-from pipework._latency import Histogram
+from pipework._observe._latency import Histogram
 
 
 def test_percentiles_are_within_a_bucket_of_the_truth():

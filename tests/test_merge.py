@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from pipework._batch import Batch
 from pipework._channel import Channel
-from pipework._report import StageStats
-from pipework._specs import partition_spec
+from pipework._model._specs import partition_spec
+from pipework._observe._report import StageStats
+from pipework._packet import Batch
 from pipework._stages._merge import run_merge, run_partition
 
 

@@ -10,8 +10,9 @@ import pytest
 
 import pipework
 from helpers import run_script
-from pipework import Pipeline, _worker
+from pipework import Pipeline
 from pipework._executors import THREAD_VARIABLES, default_workers
+from pipework._worker import _trampoline as _worker
 
 
 def thread_settings(_):
@@ -70,7 +71,7 @@ import asyncio, json, multiprocessing.forkserver, os, sys
 import pipework
 
 def modules(_):
-    return sorted(m for m in ("pipework._worker", "cloudpickle") if m in sys.modules)
+    return sorted(m for m in ("pipework._worker._trampoline", "cloudpickle") if m in sys.modules)
 
 async def main():
     loaded = await pipework.map(modules, [1], workers=1)
@@ -86,8 +87,8 @@ def test_the_forkserver_preloads_the_worker_modules(tmp_path):
     done = run_script(tmp_path, SCRIPT)
     assert done.returncode == 0, done.stderr
     assert '"__main__"' in done.stdout
-    assert '"pipework._worker"' in done.stdout
-    assert '"worker": ["cloudpickle", "pipework._worker"]' in done.stdout
+    assert '"pipework._worker._trampoline"' in done.stdout
+    assert '"worker": ["cloudpickle", "pipework._worker._trampoline"]' in done.stdout
 
 
 NO_GUARD = """

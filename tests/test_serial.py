@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from helpers import run_script
-from pipework import _serial as serial
+from pipework._worker import _serial as serial
 
 SCRIPT = """
 import asyncio, dataclasses, pipework

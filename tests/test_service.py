@@ -24,7 +24,7 @@ from pipework import (
     ServiceBusyError,
     ServiceClosedError,
 )
-from pipework._batch import Batch
+from pipework._packet import Batch
 from pipework._run import execute
 
 pytestmark = pytest.mark.timeout(60)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pipework._executors._tracker import Tracker
+from pipework._worker._tracker import Tracker
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,10 +13,10 @@ import cloudpickle
 import pytest
 
 import pipework
-from pipework import _serial as serial
-from pipework import _worker
-from pipework._ops import apply, shape
-from pipework._worker import preload, run_chunk
+from pipework._worker import _serial as serial
+from pipework._worker import _trampoline as _worker
+from pipework._worker._ops import apply, shape
+from pipework._worker._trampoline import preload, run_chunk
 
 
 class BadInitError(Exception):

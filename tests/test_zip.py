@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from pipework._batch import Batch
 from pipework._channel import Channel
-from pipework._report import StageStats
+from pipework._observe._report import StageStats
+from pipework._packet import Batch
 from pipework._stages._zip import Zipper
 
 

@@ -45,7 +45,7 @@ async def mistakes() -> None:
 
 
 async def option_mistakes() -> None:
-    # The options are declared once (pipework._options) and still checked.
+    # The options are declared once (pipework._model._options) and still checked.
     ints().map(takes_int, chunksize="8")  # E: [call-overload] No overload variant of "map"
     ints().map(takes_int, buffer="8")  # E: [call-overload] No overload variant of "map"
     ints().map(takes_int, retries=3)  # E: [call-overload] No overload variant of "map"

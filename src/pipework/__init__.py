@@ -23,14 +23,14 @@ from ._errors import UnpicklableError as UnpicklableError
 from ._errors import WorkerDiedError as WorkerDiedError
 from ._errors import WorkerStartError as WorkerStartError
 from ._executors import ProcessPool as ProcessPool
-from ._latency import Latency as Latency
 from ._loop import run as run
 from ._map import map as map  # noqa: A004 - pipework.map is the name users expect
+from ._model._options import Retry as Retry
+from ._observe._latency import Latency as Latency
+from ._observe._report import Failure as Failure
+from ._observe._report import Report as Report
+from ._observe._report import StageReport as StageReport
 from ._pipeline import Pipeline as Pipeline
-from ._policy import Retry as Retry
-from ._report import Failure as Failure
-from ._report import Report as Report
-from ._report import StageReport as StageReport
 from ._sealed import SealedPipeline as SealedPipeline
 from ._service import FilteredOutError as FilteredOutError
 from ._service import Service as Service

@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 import anyio
 
-from ._batch import Batch
+from ._packet import Batch
 from ._sizes import SizeEstimate, approx_size
 
 T = TypeVar("T")

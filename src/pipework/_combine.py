@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, TypeVar, overload
 
-from ._graph import Graph, Outlet, Step, keeps_order, label_in, outlets_read
+from ._model._graph import Graph, Outlet, Step, keeps_order, label_in, outlets_read
+from ._model._specs import MapSpec, MergeSpec, PartitionSpec, ZipSpec, merge_spec, zip_spec
+from ._observe._report import Report
 from ._pipeline import Pipeline
-from ._report import Report
 from ._run import execute
 from ._sealed import SealedPipeline
 from ._shutdown import StopSignal
-from ._specs import MapSpec, MergeSpec, PartitionSpec, ZipSpec, merge_spec, zip_spec
 
 A = TypeVar("A")
 B = TypeVar("B")

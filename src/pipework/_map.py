@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import Any, Literal, TypeVar, overload
 
+from ._model._options import On, Retry
+from ._model._specs import is_async_callable
 from ._pipeline import Pipeline
-from ._policy import Retry
-from ._specs import On, is_async_callable
 
 MAP_BUFFER = 4096
 """Items each channel of `map` holds.

@@ -5,28 +5,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import Any, Generic, Literal, TypeVar, Unpack, overload
 
-from ._graph import Graph, Outlet, Step, position
-from ._ops import Op
-from ._options import (
+from ._model._graph import Graph, Outlet, Step, position
+from ._model._options import (
     AnyOptions,
     AsyncBatchOptions,
     AsyncOptions,
     WorkerBatchOptions,
     WorkerOptions,
 )
-from ._report import Report
-from ._run import execute
-from ._sealed import SealedPipeline
-from ._service import DEFAULT_MAX_IN_FLIGHT, Service, service_outlet
-from ._shutdown import StopSignal
-from ._specs import (
+from ._model._specs import (
     batch_spec,
     map_spec,
     partition_spec,
     sink_spec,
     source_spec,
 )
+from ._observe._report import Report
+from ._run import execute
+from ._sealed import SealedPipeline
+from ._service import DEFAULT_MAX_IN_FLIGHT, Service, service_outlet
+from ._shutdown import StopSignal
 from ._stream import Stream
+from ._worker._ops import Op
 
 T_co = TypeVar("T_co", covariant=True)
 U = TypeVar("U")

@@ -16,12 +16,12 @@ from time import perf_counter
 from typing import Any
 
 from ._channel import Channel, Drain, Sender, Tee
-from ._graph import Graph, output_bounds
-from ._policy import LEFT_STREAM, RUN_OBSERVER, ItemObserver
-from ._report import Report, StageReport, StageStats
+from ._model._graph import Graph, output_bounds
+from ._model._specs import PartitionSpec, SinkSpec, StageSpec, ZipSpec
+from ._observe._report import Report, StageReport, StageStats
 from ._shutdown import StopSignal
-from ._specs import PartitionSpec, SinkSpec, StageSpec, ZipSpec
 from ._stages import Zipper, claim_sources, run_node
+from ._stages._policy import LEFT_STREAM, RUN_OBSERVER, ItemObserver
 from ._tasks import FailFastGroup
 
 

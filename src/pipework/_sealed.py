@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NoReturn
 
-from ._graph import Graph, Outlet
-from ._report import Report
+from ._model._graph import Graph, Outlet
+from ._observe._report import Report
 from ._run import execute
 from ._shutdown import StopSignal
 

@@ -11,8 +11,8 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from ._channel import Channel
-from ._graph import Graph, output_bounds
-from ._report import Report
+from ._model._graph import Graph, output_bounds
+from ._observe._report import Report
 from ._run import execute
 from ._tasks import retrieve_outcome
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from .. import http
 from .._executors import default_workers
 from .._loop import running_loop_name
+from .._observe._report import Report
 from .._pipeline import Pipeline
-from .._report import Report
 from .._sealed import SealedPipeline
 from .._shutdown import stop_on_signals
 from . import _digits

@@ -7,6 +7,5 @@ later serve process stages without a special case in any stage.
 from ._base import Backend as Backend
 from ._facade import ProcessPool as ProcessPool
 from ._open import open_backend as open_backend
-from ._payload import pickle_payload as pickle_payload
 from ._processes import THREAD_VARIABLES as THREAD_VARIABLES
 from ._processes import default_workers as default_workers

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .._ops import Op
-from .._worker import Outcome
+from .._worker._ops import Op
+from .._worker._trampoline import Outcome
 
 
 class Backend(Protocol):

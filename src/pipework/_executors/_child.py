@@ -32,9 +32,9 @@ from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]
 
-from .._buffers import alive
-from .._worker import portable
-from ._tracker import Tracker
+from .._worker._buffers import alive
+from .._worker._tracker import Tracker
+from .._worker._trampoline import portable
 from ._wire import Call, Ready, Reply, StartFailed, recv_frame, send_frame
 
 # How often a worker without pidfds looks for its parent.

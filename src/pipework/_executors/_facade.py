@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
-from .. import _serial as serial
 from .._errors import UnpicklableError
+from .._worker import _serial as serial
 from ._child import start_pickled
 from ._pool_thread import PoolThread
 from ._processes import default_workers, worker_context, worker_environment

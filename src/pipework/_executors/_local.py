@@ -7,10 +7,10 @@ from typing import Any
 
 import anyio
 
-from .. import _buffers as buffers
-from .. import _serial as serial
-from .._ops import Op
-from .._worker import Outcome, run_chunk
+from .._worker import _buffers as buffers
+from .._worker import _serial as serial
+from .._worker._ops import Op
+from .._worker._trampoline import Outcome, run_chunk
 from ._supervisor import PoolOptions, SupervisedPool
 from ._transfer import Courier
 

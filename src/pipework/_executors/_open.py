@@ -5,11 +5,11 @@ from __future__ import annotations
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Literal
 
-from .. import _buffers as buffers
-from .._worker import preload
+from .._worker import _buffers as buffers
+from .._worker._payload import pickle_payload
+from .._worker._trampoline import preload
 from ._base import Backend
 from ._local import ProcessBackend
-from ._payload import pickle_payload
 from ._pool import ExecutorBackend
 from ._processes import default_workers, stage_pool_options
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import anyio
 
-from .. import _buffers as buffers
 from .._errors import ItemTimeoutError
-from .._ops import Op
-from .._worker import Outcome, Payload, run_chunk
+from .._worker import _buffers as buffers
+from .._worker._ops import Op
+from .._worker._trampoline import Outcome, Payload, run_chunk
 from ._transfer import Courier
 
 

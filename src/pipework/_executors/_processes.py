@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .._worker import preload
+from .._worker._trampoline import preload
 from ._supervisor import PoolOptions
 
 THREAD_VARIABLES = (
@@ -40,9 +40,9 @@ THREAD_VARIABLES = (
 
 _WORKER_MODULES = (
     "pipework._executors._child",
-    "pipework._worker",
-    "pipework._serial",
-    "pipework._buffers",
+    "pipework._worker._trampoline",
+    "pipework._worker._serial",
+    "pipework._worker._buffers",
     "cloudpickle",
 )
 

@@ -48,8 +48,8 @@ from .._errors import (
     WorkerStartError,
 )
 from .._tasks import retrieve_outcome
+from .._worker._tracker import Tracker
 from ._child import serve
-from ._tracker import Tracker
 from ._wire import Call, FrameProtocol, Ready, Reply, StartFailed
 
 logger = logging.getLogger("pipework")

@@ -7,9 +7,9 @@ from typing import Any
 
 import anyio
 
-from .. import _buffers as buffers
-from .. import _serial as serial
-from .._worker import Outcome
+from .._worker import _buffers as buffers
+from .._worker import _serial as serial
+from .._worker._trampoline import Outcome
 
 
 class Courier:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from .._model._options import backoff
+
 __all__ = ["Retry", "backoff_delay", "check_seconds", "parse_retry_after"]
 
 RETRY_STATUSES = frozenset({429, *range(500, 600)})
@@ -112,13 +114,7 @@ def backoff_delay(retry: Retry, attempt: int, rng: random.Random | None = None) 
 
     Full jitter: uniform between zero and the exponential ceiling.
     """
-    # min() before the power would overflow: 2 ** 2000 is fine for ints,
-    # but not once multiplied by a float.
-    ceiling = min(retry.max_delay, retry.base_delay * 2.0 ** min(attempt - 1, 64))
-    return (rng or _rng).uniform(0.0, ceiling)
-
-
-_rng = random.Random()  # noqa: S311 - jitter, not cryptography
+    return backoff(retry.base_delay, retry.max_delay, attempt, rng)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

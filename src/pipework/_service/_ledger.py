@@ -15,9 +15,9 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from .._batch import Batch
 from .._errors import PipeworkError
-from .._report import Failure
+from .._observe._report import Failure
+from .._packet import Batch
 from .._tasks import retrieve_outcome
 
 

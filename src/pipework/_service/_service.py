@@ -23,10 +23,10 @@ from typing import Any, Generic, Literal, TypeVar
 import anyio
 
 from .._channel import Channel
-from .._graph import Graph, Outlet, Step, one_each, output_bounds
-from .._report import Report
+from .._model._graph import Graph, Outlet, Step, one_each, output_bounds
+from .._model._specs import BatchSpec, MapSpec, SourceSpec, source_spec
+from .._observe._report import Report
 from .._run import execute
-from .._specs import BatchSpec, MapSpec, SourceSpec, source_spec
 from .._tasks import FailFastGroup, retrieve_outcome
 from ._ledger import Gate, Intake, Ledger, ServiceBusyError, ServiceClosedError
 

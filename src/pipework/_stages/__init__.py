@@ -7,10 +7,8 @@ from typing import Any
 
 from .._channel import Channel, Sender
 from .._errors import annotate, cancelled_by_code
-from .._graph import Node
-from .._report import StageStats
-from .._shutdown import StopSignal
-from .._specs import (
+from .._model._graph import Node
+from .._model._specs import (
     BatchSpec,
     MapSpec,
     MergeSpec,
@@ -20,6 +18,8 @@ from .._specs import (
     StageSpec,
     ZipSpec,
 )
+from .._observe._report import StageStats
+from .._shutdown import StopSignal
 from .._tasks import being_cancelled
 from ._async import run_async
 from ._batch import run_batch

@@ -16,13 +16,13 @@ from typing import Any
 
 import anyio
 
-from .._batch import Batch
 from .._channel import Channel, Sender
 from .._errors import ItemTimeoutError
-from .._ops import batch_results, shape
-from .._report import StageStats
-from .._specs import MapSpec, generator_kind
+from .._model._specs import MapSpec, generator_kind
+from .._observe._report import StageStats
+from .._packet import Batch
 from .._tasks import USER_CLEANUP_GRACE, as_item_failure, call_user
+from .._worker._ops import batch_results, shape
 from ._common import Step, bind, policy_of, settle, settle_whole
 from ._window import Window
 

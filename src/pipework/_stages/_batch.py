@@ -6,10 +6,10 @@ from typing import Any
 
 import anyio
 
-from .._batch import Batch
 from .._channel import Channel, Sender, take_until
-from .._report import StageStats
-from .._specs import BatchSpec
+from .._model._specs import BatchSpec
+from .._observe._report import StageStats
+from .._packet import Batch
 
 
 async def run_batch(spec: BatchSpec, inp: Channel[Any], out: Sender, stats: StageStats) -> None:

@@ -9,13 +9,13 @@ from typing import Any, TypeAlias
 
 import anyio
 
-from .._batch import Batch
 from .._errors import cancelled_by_code
-from .._ops import Op, refuse_awaitables
-from .._policy import LEFT_STREAM, RUN_OBSERVER, ItemObserver, Policy
-from .._report import StageStats
-from .._specs import MapSpec
+from .._model._specs import MapSpec
+from .._observe._report import StageStats
+from .._packet import Batch
 from .._tasks import being_cancelled
+from .._worker._ops import Op, refuse_awaitables
+from ._policy import LEFT_STREAM, RUN_OBSERVER, ItemObserver, Policy
 
 # What one try over a run of items gives: the shaped results of the items
 # before the first that failed, and that failure, ``(position, exception)``.

@@ -10,11 +10,11 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Any
 
-from .._batch import Batch
 from .._channel import Channel, Sender
-from .._ops import apply
-from .._report import StageStats
-from .._specs import MapSpec
+from .._model._specs import MapSpec
+from .._observe._report import StageStats
+from .._packet import Batch
+from .._worker._ops import apply
 from ._common import Step, bind, policy_of, settle
 
 

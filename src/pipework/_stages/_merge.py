@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._batch import Batch
 from .._channel import Channel, Sender
 from .._errors import annotate
-from .._report import StageStats
-from .._specs import PartitionSpec
+from .._model._specs import PartitionSpec
+from .._observe._report import StageStats
+from .._packet import Batch
 from .._tasks import FailFastGroup
 
 

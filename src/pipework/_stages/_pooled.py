@@ -18,9 +18,7 @@ from __future__ import annotations
 from concurrent.futures import BrokenExecutor
 from typing import Any
 
-from .._batch import Batch
 from .._channel import Channel, Sender
-from .._chunking import DEFAULT_TARGET, ChunkSizer
 from .._errors import (
     MAIN_GUARD_NOTE,
     ItemTimeoutError,
@@ -31,10 +29,12 @@ from .._errors import (
     annotate,
 )
 from .._executors import Backend, open_backend
-from .._report import StageStats
-from .._serial import NotPicklableError
+from .._model._specs import MapSpec
+from .._observe._report import StageStats
+from .._packet import Batch
 from .._sizes import approx_size
-from .._specs import MapSpec
+from .._worker._serial import NotPicklableError
+from ._chunking import DEFAULT_TARGET, ChunkSizer
 from ._common import Step, policy_of, settle, settle_whole
 from ._window import Window
 

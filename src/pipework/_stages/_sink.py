@@ -10,8 +10,8 @@ from typing import Any
 
 from .._channel import Channel
 from .._errors import annotate, cancelled_by_code
-from .._report import StageStats
-from .._specs import SinkSpec
+from .._model._specs import SinkSpec
+from .._observe._report import StageStats
 from .._tasks import being_cancelled, call_user
 
 

@@ -40,13 +40,13 @@ from typing import Any
 
 import anyio
 
-from .._batch import Batch
 from .._channel import Sender
 from .._errors import cancelled_by_code
-from .._graph import Graph
-from .._report import StageStats
+from .._model._graph import Graph
+from .._model._specs import SourceSpec
+from .._observe._report import StageStats
+from .._packet import Batch
 from .._shutdown import StopSignal
-from .._specs import SourceSpec
 from .._tasks import being_cancelled, call_user
 
 # How long an aborted run waits for a source's cleanup (its finally blocks)

@@ -27,9 +27,9 @@ from typing import Any
 
 import anyio
 
-from .._batch import Batch
 from .._channel import Channel, Sender, WouldBlockError, take_until
-from .._report import StageStats
+from .._observe._report import StageStats
+from .._packet import Batch
 from .._tasks import JobGroup
 
 Job = Callable[[Batch[Any]], Awaitable[Batch[Any]]]

@@ -19,11 +19,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._batch import Batch
 from .._channel import Channel, Sender
-from .._policy import LEFT_STREAM, RUN_OBSERVER
-from .._report import StageStats
+from .._observe._report import StageStats
+from .._packet import Batch
 from .._tasks import FailFastGroup
+from ._policy import LEFT_STREAM, RUN_OBSERVER
 
 
 class _Lane:

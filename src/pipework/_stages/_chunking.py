@@ -14,7 +14,7 @@ whichever is larger: large items travel in small chunks, small ones in large.
 
 from __future__ import annotations
 
-from ._sizes import SizeEstimate
+from .._sizes import SizeEstimate
 
 DEFAULT_TARGET = 0.02
 """Seconds of work per chunk.

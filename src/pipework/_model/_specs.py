@@ -15,11 +15,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeAlias
 
-from ._executors import pickle_payload
-from ._ops import Op
-from ._policy import ErrorHandler, Retry, check_errors, check_retry
+from .._worker._ops import Op
+from .._worker._payload import pickle_payload
+from ._options import ErrorHandler, On, Retry, check_errors, check_retry
 
-On: TypeAlias = Literal["thread", "process"] | Executor | None
 Mode = Literal["inline", "async", "thread", "process", "executor"]
 
 DEFAULT_CONCURRENCY = 16

@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Literal
 
-from ._errors import cancelled_by_code, exited_by_code, is_cancellation
+from .._errors import cancelled_by_code, exited_by_code, is_cancellation
 
 Op = Literal["map", "filter", "flat_map", "batch"]
 """``batch`` is a map over whole batches: the function takes a list of items and

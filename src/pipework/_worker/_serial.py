@@ -8,7 +8,7 @@ would refuse them ("not the same object as __main__.Out"). For built-in
 types cloudpickle costs within a few percent of pickle.
 
 With a segment prefix, buffers of a megabyte or more (numpy arrays) travel
-out of band through shared memory (`pipework._buffers`) instead of the pipe.
+out of band through shared memory (`pipework._worker._buffers`) instead of the pipe.
 
 This module runs in workers as well as in the parent, so it stays light.
 """
@@ -97,7 +97,7 @@ def unpack(packed: Packed, *, unlink: bool, track: bool = False) -> Any:
     """Unpickle what `pack` made.
 
     ``unlink`` removes its segments once mapped; ``track`` lets a worker send
-    back a buffer it received without copying it (see `pipework._buffers`).
+    back a buffer it received without copying it (see `pipework._worker._buffers`).
     """
     data, segments = packed
     return pickle.loads(data, buffers=buffers.map_segments(segments, unlink=unlink, track=track))

@@ -18,71 +18,20 @@ whoever submitted it, not to the run.
 from __future__ import annotations
 
 import inspect
-import math
-import random
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Protocol
 
 import anyio
 
-from ._errors import annotate, annotate_batch, cancelled_by_code, describe_item, is_cancellation
-from ._report import Failure, StageStats
-from ._tasks import call_user
-
-ErrorHandler: TypeAlias = Literal["raise", "skip"] | Callable[[Failure], Any]
+from .._errors import annotate, annotate_batch, cancelled_by_code, describe_item, is_cancellation
+from .._model._options import ErrorHandler, Retry
+from .._observe._report import Failure, StageStats
+from .._tasks import call_user
 
 # A report keeps at most this many failures per stage; a dead-letter handler
 # sees every one. A stream of millions of bad items must not fill memory.
 MAX_KEPT_FAILURES = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """How many times to try an item, how long to wait between tries, and for which errors.
-
-    The wait before try ``n + 1`` is drawn uniformly between zero and
-    ``min(max_delay, base_delay * 2 ** (n - 1))`` ("full jitter"), so items
-    that failed together do not retry together.
-
-    Example::
-
-        pipeline.map(fetch, retry=Retry(attempts=5, base_delay=0.2, on=(ConnectionError,)))
-
-    :param attempts: tries in all, the first included
-    :param base_delay: the first wait's upper bound, in seconds
-    :param max_delay: the cap on any wait, in seconds
-    :param on: the exception types worth another try; others fail at once
-    """
-
-    attempts: int = 3
-    base_delay: float = 0.1
-    max_delay: float = 10.0
-    on: type[Exception] | tuple[type[Exception], ...] = Exception
-
-    def __post_init__(self) -> None:
-        """Check the settings when the policy is written, not when an item first fails."""
-        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
-            raise TypeError(f"Retry: attempts= must be a whole number, not {self.attempts!r}")
-        if self.attempts < 1:
-            raise ValueError(f"Retry: attempts= must be at least 1, not {self.attempts}")
-        for name in ("base_delay", "max_delay"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TypeError(f"Retry: {name}= must be a number of seconds, not {value!r}")
-            if math.isnan(value) or value < 0 or math.isinf(value):
-                raise ValueError(f"Retry: {name}= must be zero or more seconds, not {value}")
-        types = self.on if isinstance(self.on, tuple) else (self.on,)
-        if not types or not all(isinstance(t, type) and issubclass(t, Exception) for t in types):
-            raise TypeError(
-                f"Retry: on= must be an exception type or a tuple of them, not {self.on!r}"
-            )
-
-    def delay(self, attempt: int) -> float:
-        """Return how long to wait after try number ``attempt`` failed."""
-        bound = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return random.uniform(0, bound)  # noqa: S311 - jitter, not cryptography
 
 
 class ItemObserver(Protocol):
@@ -120,27 +69,6 @@ sets it for the stages between a fan-out and a zip, so that the zip need
 not wait for a partner that will never come. A context variable for the
 same reason as `RUN_OBSERVER`; each stage's task sets its own.
 """
-
-
-def check_errors(errors: object, where: str) -> ErrorHandler:
-    """Check an ``errors=`` setting: ``"raise"``, ``"skip"`` or a dead-letter callable."""
-    if errors in ("raise", "skip") or (callable(errors) and not isinstance(errors, str)):
-        return errors
-    raise ValueError(
-        f"{where}: errors= must be 'raise', 'skip' or a callable that takes a "
-        f"pipework.Failure (a dead-letter handler), not {errors!r}"
-    )
-
-
-def check_retry(retry: object, where: str) -> Retry | None:
-    """Check a ``retry=`` setting: ``None``, a number of attempts, or a `Retry`."""
-    if retry is None or isinstance(retry, Retry):
-        return retry
-    if isinstance(retry, int) and not isinstance(retry, bool):
-        if retry < 1:
-            raise ValueError(f"{where}: retry= must be at least 1 attempt, not {retry}")
-        return Retry(attempts=retry)
-    raise TypeError(f"{where}: retry= must be a number of attempts or a pipework.Retry")
 
 
 class Policy:

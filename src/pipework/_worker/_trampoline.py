@@ -26,13 +26,13 @@ from functools import partial
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from .._errors import RemoteError, UnpicklableError, cancelled_by_code, is_cancellation
 from . import _buffers as buffers
 from . import _serial as serial
-from ._errors import RemoteError, UnpicklableError, cancelled_by_code, is_cancellation
 from ._ops import Op, apply, refuse_awaitables
 
 if TYPE_CHECKING:
-    from ._executors._tracker import Tracker
+    from ._tracker import Tracker
 
 __all__ = ["Failure", "Outcome", "Payload", "portable", "preload", "run_chunk", "warm"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import _serial as serial
 from .._errors import UnpicklableError
+from . import _serial as serial
 
 
 def pickle_payload(fn: Callable[..., Any], setup: Callable[[], Any] | None, stage: str) -> bytes:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ._channel import AUTO_BYTES, AUTO_ITEMS
+from .._channel import AUTO_BYTES, AUTO_ITEMS
 from ._specs import (
     MapSpec,
     MergeSpec,
