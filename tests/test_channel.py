@@ -19,11 +19,11 @@ from pipework._channel import (
     WouldBlockError,
     take_until,
 )
-from pipework._packet import Batch
+from pipework._packet import Packet
 
 
 def batch(items, start=0):
-    return Batch(range(start, start + len(items)), list(items))
+    return Packet(range(start, start + len(items)), list(items))
 
 
 def pairs(b):
@@ -82,9 +82,9 @@ async def test_put_larger_than_room_goes_in_parts_and_waits():
 
 async def test_take_max_items_merges_and_splits_batches_keeping_indices():
     ch = Channel(10)
-    ch.put_nowait(Batch([10, 20], ["a", "b"]))
-    ch.put_nowait(Batch([30, 40, 50], ["c", "d", "e"]))
-    ch.put_nowait(Batch([60], ["f"]))
+    ch.put_nowait(Packet([10, 20], ["a", "b"]))
+    ch.put_nowait(Packet([30, 40, 50], ["c", "d", "e"]))
+    ch.put_nowait(Packet([60], ["f"]))
 
     first = await ch.take(3)  # all of one batch and part of the next
     assert pairs(first) == [(10, "a"), (20, "b"), (30, "c")]
@@ -105,7 +105,7 @@ async def test_take_without_max_returns_whole_batches():
     assert await ch.take() is two
 
 
-async def test_take_without_max_after_a_partial_take_returns_the_rest_of_the_batch():
+async def test_take_without_max_after_a_partial_take_returns_the_rest_of_the_packet():
     ch = Channel(10)
     ch.put_nowait(batch("abcd"))
     ch.put_nowait(batch("ef", 4))
@@ -278,11 +278,11 @@ async def test_a_tee_sends_each_batch_to_every_channel_and_reports_copies():
     left, right = Channel(4), Channel(4)
     copied = []
     tee = Tee([left, right], copied.append)
-    await tee.put(Batch(range(3), ["a", "b", "c"]))
+    await tee.put(Packet(range(3), ["a", "b", "c"]))
     expected = [(0, "a"), (1, "b"), (2, "c")]
     assert items_of(left) == expected
     assert items_of(right) == expected
-    await tee.put(Batch(range(3, 5), ["d", "e"]))
+    await tee.put(Packet(range(3, 5), ["d", "e"]))
     assert items_of(left) == [(3, "d"), (4, "e")]
     assert copied == [0, 1, 2, 3, 4]
 
@@ -291,7 +291,7 @@ async def test_a_tee_waits_for_room_in_every_channel_so_no_branch_gets_ahead():
     fast, slow = Channel(8), Channel(2)
     tee = Tee([fast, slow])
     assert tee.capacity == 2
-    putting = asyncio.ensure_future(tee.put(Batch(range(5), list("abcde"))))
+    putting = asyncio.ensure_future(tee.put(Packet(range(5), list("abcde"))))
     await asyncio.sleep(0)
     # Only what fits in the slow channel went in, and it went to both.
     assert len(fast) == len(slow) == 2

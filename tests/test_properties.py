@@ -87,7 +87,7 @@ def options(stage):
 def build(n, source_buffer, stages):
     pipeline = Pipeline([(i,) for i in range(n)], buffer=source_buffer)
     for j, stage in enumerate(stages):
-        if stage.op == "batch":
+        if stage.op == "map_batches":
             pipeline = pipeline.batch(stage.size, max_wait=stage.max_wait, buffer=stage.buffer)
             pipeline = pipeline.flat_map(partial(unbatch, stage.size), buffer=stage.buffer)
             continue
@@ -101,7 +101,7 @@ def build(n, source_buffer, stages):
 def model(n, stages):
     items = [(i,) for i in range(n)]
     for j, stage in enumerate(stages):
-        if stage.op == "batch":
+        if stage.op == "map_batches":
             continue
         fn = stage_fn(j, stage)
         if stage.op == "map":
@@ -114,7 +114,7 @@ def model(n, stages):
 
 
 def keeps_order(stages):
-    return all(s.ordered for s in stages if s.op != "batch" and s.mode in CONCURRENT)
+    return all(s.ordered for s in stages if s.op != "map_batches" and s.mode in CONCURRENT)
 
 
 async def outputs(pipeline, via_sink):
@@ -141,7 +141,7 @@ def check(loop, n, source_buffer, stages, via_sink):
 def stages_of(modes):
     return st.builds(
         Stage,
-        op=st.sampled_from(["map", "filter", "flat_map", "batch"]),
+        op=st.sampled_from(["map", "filter", "flat_map", "map_batches"]),
         mode=st.sampled_from(modes),
         ordered=st.booleans(),
         buffer=st.integers(1, 8),

@@ -24,7 +24,6 @@ from pipework import (
     ServiceBusyError,
     ServiceClosedError,
 )
-from pipework._packet import Batch
 from pipework._run import execute
 
 pytestmark = pytest.mark.timeout(60)
@@ -552,13 +551,6 @@ async def test_a_run_inside_a_service_stage_does_not_inherit_its_observer():
             await service.submit(3)  # the inner run raised, so the item failed
         report = await service.submit(4)
     assert report.stages[1].items_out == 1
-
-
-def test_joined_batches_keep_each_items_index_when_parts_arrive_out_of_order():
-    parts = [Batch(range(i, i + 1), [i]) for i in (1, 3, 2, 4)]
-    joined = Batch.concat(parts)
-    assert list(joined.index) == joined.items == [1, 3, 2, 4]
-    assert Batch.concat([Batch(range(2), [0, 1]), Batch(range(2, 3), [2])]).index == range(3)
 
 
 def predict_many(items):

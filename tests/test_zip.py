@@ -8,12 +8,12 @@ import pytest
 
 from pipework._channel import Channel
 from pipework._observe._report import StageStats
-from pipework._packet import Batch
+from pipework._packet import Packet
 from pipework._stages._zip import Zipper
 
 
 def batch(index, items=None):
-    return Batch(list(index), list(index) if items is None else items)
+    return Packet(list(index), list(index) if items is None else items)
 
 
 async def drain(channel):

@@ -57,7 +57,7 @@ The target of a 3x gain is judged at a budget of {slo}, a common one for a reque
 person waits on, and well above what batching adds by design (up to `max_wait` of waiting
 plus a model call); under budgets close to that, batching with this `max_wait` cannot meet
 them at any rate, and one by one at a low rate is the faster choice (the table shows where).
-**Batch service time** is the time one model call took inside its worker (median), at the
+**Packet service time** is the time one model call took inside its worker (median), at the
 same load. The latency target also gives the median latency of each call's oldest record:
 it opened its batch, so it waited about `max_wait`, and what is left between it and the
 bound is all the room there is for the spread of every part. Each row is one real run: of

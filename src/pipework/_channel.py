@@ -1,7 +1,7 @@
 """Bounded channels between stages.
 
 A channel's bound is counted in items, the unit a user reasons in, but it
-carries batches, so the event loop pays for a message once per batch. A put
+carries packets, so the event loop pays for a message once per packet. A put
 that does not fit is split: the part that fits goes in and the rest waits.
 The number of items held never exceeds the capacity, which is what makes
 the memory of a pipeline independent of the length of its stream.
@@ -9,8 +9,8 @@ the memory of a pipeline independent of the length of its stream.
 A channel given ``max_bytes`` (every channel whose ``buffer=`` was left to
 its default) is also bounded by the measured size of its items: it holds as
 many as fit in ``max_bytes``, never more than ``capacity`` and always at
-least one. Small items then move in batches large enough to keep the loop's
-cost per item low, and large ones in batches small enough to keep memory flat.
+least one. Small items then move in packets large enough to keep the loop's
+cost per item low, and large ones in packets small enough to keep memory flat.
 
 Every operation tries the non-blocking path first and creates a future only
 when it must wait; in the steady state of a busy pipeline most calls never
@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 import anyio
 
-from ._packet import Batch
+from ._packet import Packet
 from ._sizes import SizeEstimate, approx_size
 
 T = TypeVar("T")
@@ -67,7 +67,7 @@ FIRST_GUESS = 16
 
 Only a stage that sizes its takes by its output's room reads it before the
 first put (an inline stage, whose function may turn small items into large
-ones), so it bounds that first batch; the first put measures, and the room
+ones), so it bounds that first packet; the first put measures, and the room
 follows the items from then on.
 """
 
@@ -81,7 +81,7 @@ class ChannelClosedError(RuntimeError):
 
 
 class Channel(Generic[T]):
-    """A bounded queue of items, moved in batches, from one stage to the next.
+    """A bounded queue of items, moved in packets, from one stage to the next.
 
     The producer closes the channel when it is done; the consumer then drains
     what is left and receives ``None``.
@@ -111,9 +111,9 @@ class Channel(Generic[T]):
         self._sizes = SizeEstimate()
         # The most its reader takes at once, as the reader says; see AUTO_FLOOR.
         self.wants = 0
-        self._batches: deque[Batch[T]] = deque()
-        # How many items of the first batch were already taken. Taking part of
-        # a batch moves this offset instead of copying the rest of the batch.
+        self._batches: deque[Packet[T]] = deque()
+        # How many items of the first packet were already taken. Taking part of
+        # a packet moves this offset instead of copying the rest of the packet.
         self._offset = 0
         self._size = 0
         self._closed = False
@@ -153,43 +153,43 @@ class Channel(Generic[T]):
             await _wait(self._putters)
         return room
 
-    def measure(self, batch: Batch[T]) -> None:
-        """Fold the size of the batch's first item into the estimate, if bytes bound this channel.
+    def measure(self, packet: Packet[T]) -> None:
+        """Fold the size of the packet's first item into the estimate, if bytes bound this channel.
 
-        One item a batch: a few hundred nanoseconds, where measuring all of
+        One item a packet: a few hundred nanoseconds, where measuring all of
         them would cost as much as moving them.
         """
-        if self._max_bytes is not None and batch.items:
-            self._sizes.observe(approx_size(batch.items[0]))
+        if self._max_bytes is not None and packet.items:
+            self._sizes.observe(approx_size(packet.items[0]))
 
-    def put_nowait(self, batch: Batch[T]) -> None:
-        """Put a batch that fits in the room available now, then measure it."""
-        self._append(batch)
-        self.measure(batch)
+    def put_nowait(self, packet: Packet[T]) -> None:
+        """Put a packet that fits in the room available now, then measure it."""
+        self._append(packet)
+        self.measure(packet)
 
-    async def put(self, batch: Batch[T]) -> None:
-        """Put a batch, waiting for room; a batch larger than the room goes in parts.
+    async def put(self, packet: Packet[T]) -> None:
+        """Put a packet, waiting for room; a packet larger than the room goes in parts.
 
-        It is measured first, so a batch of items larger than the last ones
+        It is measured first, so a packet of items larger than the last ones
         goes in as few as the channel holds of them, not as many as it held.
         """
-        self.measure(batch)
-        while len(batch):
+        self.measure(packet)
+        while len(packet):
             room = await self.wait_room()
-            if len(batch) <= room:
-                self._append(batch)
+            if len(packet) <= room:
+                self._append(packet)
                 return
-            self._append(batch.slice(0, room))
-            batch = batch.slice(room, len(batch))
+            self._append(packet.slice(0, room))
+            packet = packet.slice(room, len(packet))
 
-    def _append(self, batch: Batch[T]) -> None:
+    def _append(self, packet: Packet[T]) -> None:
         if self._closed:
             raise ChannelClosedError("put into a closed channel")
-        n = len(batch)
+        n = len(packet)
         if n > self.room():
-            raise ValueError(f"a batch of {n} does not fit in the room of {self.room()}")
+            raise ValueError(f"a packet of {n} does not fit in the room of {self.room()}")
         if n:
-            self._batches.append(batch)
+            self._batches.append(packet)
             self._size += n
             self.peak = max(self.peak, self._size)
             _wake(self._getters)
@@ -199,10 +199,10 @@ class Channel(Generic[T]):
         self._closed = True
         _wake(self._getters)
 
-    def take_nowait(self, max_items: int | None = None) -> Batch[T] | None:
+    def take_nowait(self, max_items: int | None = None) -> Packet[T] | None:
         """Take up to ``max_items`` items without waiting.
 
-        With no ``max_items``, take the next batch as it was put.
+        With no ``max_items``, take the next packet as it was put.
 
         :returns: the items, or ``None`` once the channel is closed and empty
         :raises WouldBlockError: if the channel is open but empty
@@ -216,7 +216,7 @@ class Channel(Generic[T]):
         _wake(self._putters)
         return taken
 
-    async def take(self, max_items: int | None = None) -> Batch[T] | None:
+    async def take(self, max_items: int | None = None) -> Packet[T] | None:
         """Take up to ``max_items`` items, waiting only while the channel is empty.
 
         It returns what is there rather than waiting for ``max_items``: a
@@ -229,13 +229,13 @@ class Channel(Generic[T]):
             await _wait(self._getters)
         return self.take_nowait(max_items)
 
-    def _take_one(self) -> Batch[T]:
+    def _take_one(self) -> Packet[T]:
         head = self._batches.popleft()
         offset, self._offset = self._offset, 0
         return head if offset == 0 else head.slice(offset, len(head))
 
-    def _take_up_to(self, max_items: int) -> Batch[T]:
-        parts: list[Batch[T]] = []
+    def _take_up_to(self, max_items: int) -> Packet[T]:
+        parts: list[Packet[T]] = []
         want = max_items
         while want > 0 and self._batches:
             head = self._batches[0]
@@ -247,7 +247,7 @@ class Channel(Generic[T]):
                 parts.append(head.slice(self._offset, self._offset + want))
                 self._offset += want
                 want = 0
-        return Batch.concat(parts)
+        return Packet.concat(parts)
 
 
 class Drain(Channel[T]):
@@ -255,7 +255,7 @@ class Drain(Channel[T]):
 
     ``Pipeline.run()`` keeps no outputs, so its tail has no reader to wait
     for. A channel and a task that empties it would cost two task switches
-    per batch of at most ``capacity`` items, for nothing; a drain costs a call.
+    per packet of at most ``capacity`` items, for nothing; a drain costs a call.
     Its bounds stay what the channel's would be, since an inline stage
     sizes what it takes by them.
     """
@@ -267,21 +267,21 @@ class Drain(Channel[T]):
         super().__init__(capacity, max_bytes)
         self.wants = capacity  # it takes anything at once
 
-    def put_nowait(self, batch: Batch[T]) -> None:
-        """Drop a batch of any size, measuring it: the stage before sizes its takes by `fits`."""
+    def put_nowait(self, packet: Packet[T]) -> None:
+        """Drop a packet of any size, measuring it: the stage before sizes its takes by `fits`."""
         if self._closed:
             raise ChannelClosedError("put into a closed channel")
-        self.measure(batch)
+        self.measure(packet)
 
-    async def put(self, batch: Batch[T]) -> None:
-        """Drop a batch of any size, without waiting."""
-        self.put_nowait(batch)
+    async def put(self, packet: Packet[T]) -> None:
+        """Drop a packet of any size, without waiting."""
+        self.put_nowait(packet)
 
 
 class Tee(Generic[T]):
-    """The sending end of a fan-out: every batch goes to each of several channels.
+    """The sending end of a fan-out: every packet goes to each of several channels.
 
-    A batch goes in only when it fits in all of them, so at every moment
+    A packet goes in only when it fits in all of them, so at every moment
     each reader has been sent the same items: a zip that waits on one branch
     never waits for an item still held back from it. The slowest reader
     sets the pace.
@@ -325,25 +325,25 @@ class Tee(Generic[T]):
                 await channel.wait_room()
         return room
 
-    def put_nowait(self, batch: Batch[T]) -> None:
-        """Put a batch that fits in every channel now."""
+    def put_nowait(self, packet: Packet[T]) -> None:
+        """Put a packet that fits in every channel now."""
         for channel in self.channels:
-            channel.put_nowait(batch)
+            channel.put_nowait(packet)
         if self._copied is not None:
-            for index in batch.index:
+            for index in packet.index:
                 self._copied(index)
 
-    async def put(self, batch: Batch[T]) -> None:
-        """Put a batch in every channel, in parts as room allows."""
+    async def put(self, packet: Packet[T]) -> None:
+        """Put a packet in every channel, in parts as room allows."""
         for channel in self.channels:
-            channel.measure(batch)
-        while len(batch):
+            channel.measure(packet)
+        while len(packet):
             room = await self.wait_room()
-            if len(batch) <= room:
-                self.put_nowait(batch)
+            if len(packet) <= room:
+                self.put_nowait(packet)
                 return
-            self.put_nowait(batch.slice(0, room))
-            batch = batch.slice(room, len(batch))
+            self.put_nowait(packet.slice(0, room))
+            packet = packet.slice(room, len(packet))
 
     def close(self) -> None:
         """Mark the end of the stream in every channel."""
@@ -357,16 +357,16 @@ Sender: TypeAlias = "Channel[Any] | Tee[Any]"
 
 async def take_until(
     channel: Channel[T], wanted: int, deadline: float | None
-) -> tuple[list[Batch[T]], bool]:
+) -> tuple[list[Packet[T]], bool]:
     """Take up to ``wanted`` items as they come, until ``deadline`` (anyio's clock) or for ever.
 
     The waiting of a batch that fills up by size or by time. Past the
     deadline it still takes what is already there: a take that need not
     suspend is not cancelled.
 
-    :returns: the batches taken, and whether the channel ended
+    :returns: the packets taken, and whether the channel ended
     """
-    parts: list[Batch[T]] = []
+    parts: list[Packet[T]] = []
     while wanted > 0:
         if deadline is None:
             more = await channel.take(wanted)

@@ -91,6 +91,6 @@ async def map(fn: Callable[..., Any], items: Any, *, on: On = None, **options: A
     )
     results: list[Any] = []
     async with pipeline.stream() as outputs:
-        while (batch := await outputs._next_batch()) is not None:  # noqa: SLF001 - a sibling module
+        while (batch := await outputs._next_packet()) is not None:  # noqa: SLF001 - a sibling module
             results.extend(batch)
     return results

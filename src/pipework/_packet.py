@@ -1,7 +1,7 @@
 """The unit that moves through channels: a run of items with their source positions.
 
-Channels carry batches rather than single items so that the event loop pays
-its per-message cost once per batch. Each item keeps the index it had in the
+Channels carry packets rather than single items so that the event loop pays
+its per-message cost once per packet. Each item keeps the index it had in the
 source, so that a failure deep in the pipeline can still name the item.
 """
 
@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
-class Batch(Generic[T]):
+class Packet(Generic[T]):
     """Items, and the source index of each.
 
     ``index`` is a ``range`` when the positions are contiguous, which is the
@@ -35,15 +35,15 @@ class Batch(Generic[T]):
     def __repr__(self) -> str:
         """Show the size and first position, not the items, which may be large."""
         first = self.index[0] if self.items else None
-        return f"Batch(len={len(self.items)}, first={first})"
+        return f"Packet(len={len(self.items)}, first={first})"
 
-    def slice(self, start: int, stop: int) -> Batch[T]:
-        """Return the items from ``start`` to ``stop`` as a new batch."""
-        return Batch(self.index[start:stop], self.items[start:stop])
+    def slice(self, start: int, stop: int) -> Packet[T]:
+        """Return the items from ``start`` to ``stop`` as a new packet."""
+        return Packet(self.index[start:stop], self.items[start:stop])
 
     @staticmethod
-    def concat(parts: list[Batch[T]]) -> Batch[T]:
-        """Join batches in order; contiguous ranges of positions stay one range."""
+    def concat(parts: list[Packet[T]]) -> Packet[T]:
+        """Join packets in order; contiguous ranges of positions stay one range."""
         if len(parts) == 1:
             return parts[0]
         items = [x for part in parts for x in part.items]
@@ -53,5 +53,5 @@ class Batch(Generic[T]):
         if all(isinstance(part.index, range) and part.index for part in parts) and all(
             before.index[-1] + 1 == after.index[0] for before, after in pairwise(parts)
         ):
-            return Batch(range(first[0], first[0] + len(items)), items)
-        return Batch([i for part in parts for i in part.index], items)
+            return Packet(range(first[0], first[0] + len(items)), items)
+        return Packet([i for part in parts for i in part.index], items)

@@ -302,7 +302,7 @@ class Pipeline(Generic[T_co]):
         It takes the options of `map` but ``chunksize`` and ``chunk_time``: the
         batch is the chunk.
         """
-        return self._then("batch", fn, options)
+        return self._then("map_batches", fn, options)
 
     # batch and sink ----------------------------------------------------
 

@@ -89,13 +89,13 @@ class Stream(Generic[T_co]):
     async def __anext__(self) -> T_co:
         """Return the next output, waiting for it if need be."""
         if not self._items:
-            batch = await self._next_batch()
-            if batch is None:
+            packet = await self._next_packet()
+            if packet is None:
                 raise StopAsyncIteration
-            self._items.extend(batch)
+            self._items.extend(packet)
         return self._items.popleft()  # type: ignore[no-any-return]
 
-    async def _next_batch(self) -> list[Any] | None:
+    async def _next_packet(self) -> list[Any] | None:
         """Return the next run of outputs as they arrived, or ``None`` at the end.
 
         For readers inside pipework that want whole runs, such as `pipework.map`,
@@ -105,11 +105,11 @@ class Stream(Generic[T_co]):
             items, self._items = list(self._items), deque()
             return items
         task = self._start()
-        batch = await self._tail.take()
-        if batch is None:
+        packet = await self._tail.take()
+        if packet is None:
             self._report = await task
             return None
-        return batch.items
+        return packet.items
 
     async def aclose(self) -> None:
         """Stop the run, if it is still going, and wait until it has cleaned up.

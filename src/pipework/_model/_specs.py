@@ -61,7 +61,7 @@ class MapSpec:
     errors: ErrorHandler = "raise"
     timeout: float | None = None
     chunk_time: float | None = None
-    # For a batch function (op "batch"): the most items per call, and how long
+    # For a batch function (op "map_batches"): the most items per call, and how long
     # the oldest item of a batch that is not full may wait for company.
     max_size: int | None = None
     max_wait: float | None = None
@@ -71,7 +71,7 @@ class MapSpec:
     @property
     def kind(self) -> str:
         """Describe the stage for reports and errors, such as ``process map``."""
-        return f"{self.mode} {'map_batches' if self.op == 'batch' else self.op}"
+        return f"{self.mode} {self.op}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +372,7 @@ def _refuse_generators(op: Op, fn: object, where: str) -> None:
     yield its results, one per item.
     """
     kind = generator_kind(fn)
-    if kind is None or op == "flat_map" or (kind == "generator" and op == "batch"):
+    if kind is None or op == "flat_map" or (kind == "generator" and op == "map_batches"):
         return
     if op == "map":
         hint = "use flat_map() to output the items it yields"
@@ -381,9 +381,8 @@ def _refuse_generators(op: Op, fn: object, where: str) -> None:
     else:
         hint = "return a list of results from an async def function instead"
     article = "an" if kind == "async generator" else "a"
-    method = "map_batches" if op == "batch" else op
     raise TypeError(
-        f"{where}: {method}() got {article} {kind} function, which makes a generator "
+        f"{where}: {op}() got {article} {kind} function, which makes a generator "
         f"for each call rather than a result; {hint}"
     )
 
@@ -391,7 +390,7 @@ def _refuse_generators(op: Op, fn: object, where: str) -> None:
 def _batching(
     op: Op, where: str, *, max_size: object, max_wait: object, chunksize: object, chunk_time: object
 ) -> dict[str, Any]:
-    if op != "batch":
+    if op != "map_batches":
         return {}
     if chunksize is not None or chunk_time is not None:
         raise TypeError(

@@ -17,7 +17,7 @@ from typing import Any
 
 from .._errors import PipeworkError
 from .._observe._report import Failure
-from .._packet import Batch
+from .._packet import Packet
 from .._tasks import retrieve_outcome
 
 
@@ -173,8 +173,8 @@ class Ledger:
         self._open[index] = _Request(future)
         return future
 
-    def arrived(self, batch: Batch[Any]) -> None:
-        for index, value in zip(batch.index, batch.items, strict=True):
+    def arrived(self, packet: Packet[Any]) -> None:
+        for index, value in zip(packet.index, packet.items, strict=True):
             request = self._open[index]
             request.outputs.append(value)
             self._less(index, request)

@@ -2,7 +2,7 @@
 
 Each submitted item gets a future. The service numbers items as it admits
 them; the source hands them to the pipeline in that order, so an item's
-source index is its number, and every stage carries it along (`Batch.index`).
+source index is its number, and every stage carries it along (`Packet.index`).
 The service resolves futures by index, which is why results find their
 callers whatever the stages reorder. A filter or flat_map, and an item that
 fails, are reported by the run's `ItemObserver` (`Ledger`), so the service
@@ -246,8 +246,8 @@ class Service(Generic[R_co]):
         self._report = await execute(graph, tail, observer=self._ledger)
 
     async def _read(self, tail: Channel[Any]) -> None:
-        while (batch := await tail.take()) is not None:
-            self._ledger.arrived(batch)
+        while (packet := await tail.take()) is not None:
+            self._ledger.arrived(packet)
 
     def _close(self, state: Literal["closing", "closed"]) -> None:
         self._state = state
@@ -283,7 +283,7 @@ def _check(outlet: Outlet, max_in_flight: object, results: object) -> None:
             raise TypeError(
                 f"open(): stage {node.label} groups the items of several callers into one "
                 "list, so their results could not be told apart; in a service, use "
-                "map_batches(fn, max_size=, max_wait=), which batches and keeps each "
+                "map_batches(fn, max_size=, max_wait=), which packets and keeps each "
                 "item's result apart"
             )
     spreading = next(

@@ -93,7 +93,7 @@ async def _run_spec(
 async def _run_map(
     spec: MapSpec, label: str, inp: Channel[Any], out: Sender, stats: StageStats
 ) -> None:
-    if spec.mode == "inline" and spec.op != "batch":
+    if spec.mode == "inline" and spec.op != "map_batches":
         await run_inline(spec, label, inp, out, stats)
     elif spec.mode in ("async", "inline"):
         await run_async(spec, label, inp, out, stats)

@@ -20,7 +20,7 @@ from .._channel import Channel, Sender
 from .._errors import ItemTimeoutError
 from .._model._specs import MapSpec, generator_kind
 from .._observe._report import StageStats
-from .._packet import Batch
+from .._packet import Packet
 from .._tasks import USER_CLEANUP_GRACE, as_item_failure, call_user
 from .._worker._ops import batch_results, shape
 from ._common import Step, bind, policy_of, settle, settle_whole
@@ -38,28 +38,28 @@ async def run_async(
     call = await bind(spec, label)
     op, timeout = spec.op, spec.timeout
     policy = policy_of(spec, label, stats)
-    batched = op == "batch"
+    batched = op == "map_batches"
     concurrency = spec.concurrency if spec.mode == "async" else 1  # a sync function blocks
     streams = generator_kind(spec.fn) == "async generator"
 
-    async def once(batch: Batch[Any]) -> Step:
+    async def once(packet: Packet[Any]) -> Step:
         if batched:
-            value = call(batch.items)
+            value = call(packet.items)
             if inspect.isawaitable(value):
                 value = await call_user(value, "the batch function")
-            return batch_results(value, len(batch))
-        value = call(batch.items[0])
+            return batch_results(value, len(packet))
+        value = call(packet.items[0])
         if streams:  # an async generator function's flat_map: its items are the outputs
             return [await call_user(_collect(value), "the function")], None
         return [shape(op, await call_user(value, "the function"))], None
 
-    async def attempt(batch: Batch[Any]) -> Step:
+    async def attempt(packet: Packet[Any]) -> Step:
         start = perf_counter()
         try:
             if timeout is None:  # a scope per item costs more than some calls
-                return await once(batch)
+                return await once(packet)
             with anyio.move_on_after(timeout):
-                return await once(batch)
+                return await once(packet)
         except BaseException as exc:  # noqa: BLE001 - settled by the stage's policy
             # A CancelledError from a sync batch function is the item's too.
             return [], (0, as_item_failure(exc, "the function"))
@@ -67,10 +67,10 @@ async def run_async(
             stats.busy += perf_counter() - start
         return [], (0, _timed_out(timeout))  # the scope was cancelled: the only way past
 
-    async def job(batch: Batch[Any]) -> Batch[Any]:
+    async def job(packet: Packet[Any]) -> Packet[Any]:
         if batched:
-            return await settle_whole(batch, attempt, policy, label)
-        return await settle(op, batch, attempt, policy, label)
+            return await settle_whole(packet, attempt, policy, label)
+        return await settle(op, packet, attempt, policy, label)
 
     # Ordered output may hold finished calls behind a slow one; twice the
     # concurrency in the window lets the others keep working meanwhile.

@@ -9,7 +9,7 @@ import anyio
 from .._channel import Channel, Sender, take_until
 from .._model._specs import BatchSpec
 from .._observe._report import StageStats
-from .._packet import Batch
+from .._packet import Packet
 
 
 async def run_batch(spec: BatchSpec, inp: Channel[Any], out: Sender, stats: StageStats) -> None:
@@ -25,6 +25,6 @@ async def run_batch(spec: BatchSpec, inp: Channel[Any], out: Sender, stats: Stag
         items = [item for part in (first, *parts) for item in part.items]
         stats.items_in += len(items)
         stats.items_out += 1
-        await out.put(Batch((first.index[0],), [items]))
+        await out.put(Packet((first.index[0],), [items]))
         if ended:
             return

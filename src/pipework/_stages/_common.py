@@ -12,7 +12,7 @@ import anyio
 from .._errors import cancelled_by_code
 from .._model._specs import MapSpec
 from .._observe._report import StageStats
-from .._packet import Batch
+from .._packet import Packet
 from .._tasks import being_cancelled
 from .._worker._ops import Op, refuse_awaitables
 from ._policy import LEFT_STREAM, RUN_OBSERVER, ItemObserver, Policy
@@ -53,20 +53,20 @@ def policy_of(spec: MapSpec, label: str, stats: StageStats) -> Policy:
 
 async def settle(
     op: Op,
-    batch: Batch[Any],
-    attempt: Callable[[Batch[Any]], Awaitable[Step]],
+    packet: Packet[Any],
+    attempt: Callable[[Packet[Any]], Awaitable[Step]],
     policy: Policy,
     label: str,
-) -> Batch[Any]:
-    """Run ``batch`` through ``attempt`` until every item has a result or is settled.
+) -> Packet[Any]:
+    """Run ``packet`` through ``attempt`` until every item has a result or is settled.
 
     A failed item is retried or dropped as the policy says (or the policy
     raises); the items after it are then tried again from there, so one bad
     item costs its chunk neither its place nor the results around it.
     """
-    parts: list[Batch[Any]] = []
+    parts: list[Packet[Any]] = []
     tries: dict[int, int] = {}
-    rest = batch
+    rest = packet
     observer = None if op == "map" else policy.observer
     while len(rest):
         results, fault = await attempt(rest)
@@ -84,54 +84,54 @@ async def settle(
         again = await policy.settle(error, index, rest.items[position], tries[index])
         rest = rest.slice(position if again else position + 1, len(rest))
     parts = [part for part in parts if len(part)]
-    return Batch.concat(parts) if parts else Batch(range(0), [])
+    return Packet.concat(parts) if parts else Packet(range(0), [])
 
 
 async def settle_whole(
-    batch: Batch[Any],
-    attempt: Callable[[Batch[Any]], Awaitable[Step]],
+    packet: Packet[Any],
+    attempt: Callable[[Packet[Any]], Awaitable[Step]],
     policy: Policy,
     label: str,
-) -> Batch[Any]:
-    """Run a batch function over ``batch``: it succeeds or fails as one.
+) -> Packet[Any]:
+    """Run a batch function over ``packet``: it succeeds or fails as one.
 
-    A failure cannot be pinned on one item, so a retry tries the whole batch
+    A failure cannot be pinned on one item, so a retry tries the whole packet
     again, and a failure for good fails every item in it.
     """
     tries = 0
     while True:
-        results, fault = await attempt(batch)
+        results, fault = await attempt(packet)
         if fault is None:
-            return finish("batch", batch, results, label)
+            return finish("map_batches", packet, results, label)
         tries += 1
-        if not await policy.settle_all(fault[1], batch.index, batch.items, tries):
-            return Batch(range(0), [])
+        if not await policy.settle_all(fault[1], packet.index, packet.items, tries):
+            return Packet(range(0), [])
 
 
-def finish(op: Op, batch: Batch[Any], results: list[Any], label: str) -> Batch[Any]:
-    """Turn a chunk's shaped results into the batch the stage puts on its output."""
-    if op in ("map", "batch"):
+def finish(op: Op, packet: Packet[Any], results: list[Any], label: str) -> Packet[Any]:
+    """Turn a chunk's shaped results into the packet the stage puts on its output."""
+    if op in ("map", "map_batches"):
         if (error := refuse_awaitables(op, results)) is not None:
             raise _named(error, label)
-        return Batch(batch.index, results)
+        return Packet(packet.index, results)
     if op == "filter":
         kept = [i for i, keep in enumerate(results) if keep]
         if len(kept) == len(results):
-            return batch
+            return packet
         if (left := LEFT_STREAM.get()) is not None:
             for i, keep in enumerate(results):
                 if not keep:
-                    left(batch.index[i])
-        return Batch([batch.index[i] for i in kept], [batch.items[i] for i in kept])
-    index = [i for i, out in zip(batch.index, results, strict=True) for _ in out]
-    return Batch(index, [x for out in results for x in out])
+                    left(packet.index[i])
+        return Packet([packet.index[i] for i in kept], [packet.items[i] for i in kept])
+    index = [i for i, out in zip(packet.index, results, strict=True) for _ in out]
+    return Packet(index, [x for out in results for x in out])
 
 
 def _tell_shape(
-    observer: ItemObserver, op: Op, batch: Batch[Any], results: list[Any], label: str
+    observer: ItemObserver, op: Op, packet: Packet[Any], results: list[Any], label: str
 ) -> None:
     """Tell the run's observer which items a filter dropped or a flat_map multiplied."""
-    for index, result in zip(batch.index, results, strict=True):
+    for index, result in zip(packet.index, results, strict=True):
         count = len(result) if op == "flat_map" else int(result)
         if count != 1:
             observer.reshaped(index, count, label)

@@ -1,4 +1,4 @@
-"""Inline stages: a plain function applied on the event loop, a batch at a time.
+"""Inline stages: a plain function applied on the event loop, a packet at a time.
 
 This is for cheap transforms, such as ``.map(str)``; they cost less inline
 than any hand-off to a thread would. Work that blocks belongs on
@@ -13,7 +13,7 @@ from typing import Any
 from .._channel import Channel, Sender
 from .._model._specs import MapSpec
 from .._observe._report import StageStats
-from .._packet import Batch
+from .._packet import Packet
 from .._worker._ops import apply
 from ._common import Step, bind, policy_of, settle
 
@@ -21,19 +21,19 @@ from ._common import Step, bind, policy_of, settle
 async def run_inline(
     spec: MapSpec, label: str, inp: Channel[Any], out: Sender, stats: StageStats
 ) -> None:
-    """Apply the stage's function to each batch as it arrives."""
+    """Apply the stage's function to each packet as it arrives."""
     call = await bind(spec, label)
     op = spec.op
     policy = policy_of(spec, label, stats)
 
-    async def attempt(batch: Batch[Any]) -> Step:
+    async def attempt(packet: Packet[Any]) -> Step:
         start = perf_counter()
         try:
-            return apply(call, op, batch.items)
+            return apply(call, op, packet.items)
         finally:
             elapsed = perf_counter() - start
             stats.busy += elapsed
-            stats.latency.add(elapsed / len(batch), len(batch))
+            stats.latency.add(elapsed / len(packet), len(packet))
 
     # At most what its output holds, read before each take: the outputs it
     # makes wait here for room, so a small buffer, or a channel bounded in
@@ -41,11 +41,11 @@ async def run_inline(
     limit = spec.max_in_flight
     while True:
         inp.wants = out.wants  # what a chunking stage after it takes, it takes too
-        batch = await inp.take(min(out.fits(), limit or out.capacity))
-        if batch is None:
+        packet = await inp.take(min(out.fits(), limit or out.capacity))
+        if packet is None:
             return
-        stats.items_in += len(batch)
-        result = await settle(op, batch, attempt, policy, label)
+        stats.items_in += len(packet)
+        result = await settle(op, packet, attempt, policy, label)
         if len(result):
             stats.items_out += len(result)
             await out.put(result)

@@ -8,18 +8,18 @@ from .._channel import Channel, Sender
 from .._errors import annotate
 from .._model._specs import PartitionSpec
 from .._observe._report import StageStats
-from .._packet import Batch
+from .._packet import Packet
 from .._tasks import FailFastGroup
 
 
 async def run_merge(inputs: list[Channel[Any]], out: Sender, stats: StageStats) -> None:
-    """Pass on every batch of every input as it comes; the output ends when they all have."""
+    """Pass on every packet of every input as it comes; the output ends when they all have."""
 
     async def forward(inp: Channel[Any]) -> None:
-        while (batch := await inp.take()) is not None:
-            stats.items_in += len(batch)
-            stats.items_out += len(batch)
-            await out.put(batch)
+        while (packet := await inp.take()) is not None:
+            stats.items_in += len(packet)
+            stats.items_out += len(packet)
+            await out.put(packet)
 
     async with FailFastGroup() as group:
         for inp in inputs:
@@ -35,11 +35,11 @@ async def run_partition(
     key that raises fails the run, since the item would have nowhere to go.
     """
     key, parts = spec.key, spec.parts
-    while (batch := await inp.take()) is not None:
-        stats.items_in += len(batch)
+    while (packet := await inp.take()) is not None:
+        stats.items_in += len(packet)
         index: list[list[int]] = [[] for _ in range(parts)]
         items: list[list[Any]] = [[] for _ in range(parts)]
-        for i, item in zip(batch.index, batch.items, strict=True):
+        for i, item in zip(packet.index, packet.items, strict=True):
             try:
                 k = key(item)
                 part = (k if isinstance(k, int) else hash(k)) % parts
@@ -50,4 +50,4 @@ async def run_partition(
         for part, out in enumerate(outs):
             if items[part]:
                 stats.items_out += len(items[part])
-                await out.put(Batch(index[part], items[part]))
+                await out.put(Packet(index[part], items[part]))

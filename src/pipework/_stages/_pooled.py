@@ -31,7 +31,7 @@ from .._errors import (
 from .._executors import Backend, open_backend
 from .._model._specs import MapSpec
 from .._observe._report import StageStats
-from .._packet import Batch
+from .._packet import Packet
 from .._sizes import approx_size
 from .._worker._serial import NotPicklableError
 from ._chunking import DEFAULT_TARGET, ChunkSizer
@@ -75,7 +75,7 @@ async def _run_chunks(
     # A timeout per item needs a worker that reports its progress; any other
     # can only time a whole chunk, so it gets one item at a time.
     # A batch function's batch is its chunk.
-    one_at_a_time = spec.timeout is not None and not backend.supervised and spec.op != "batch"
+    one_at_a_time = spec.timeout is not None and not backend.supervised and spec.op != "map_batches"
     sizer = ChunkSizer(
         1 if one_at_a_time else spec.max_size or spec.chunksize,
         target=spec.chunk_time or DEFAULT_TARGET,
@@ -83,16 +83,16 @@ async def _run_chunks(
     chunks = _Chunks(spec, label, backend, sizer, stats)
     policy = policy_of(spec, label, stats)
 
-    async def job(batch: Batch[Any]) -> Batch[Any]:
-        if spec.op == "batch":
-            return await settle_whole(batch, chunks.attempt, policy, label)
-        return await settle(spec.op, batch, chunks.attempt, policy, label)
+    async def job(packet: Packet[Any]) -> Packet[Any]:
+        if spec.op == "map_batches":
+            return await settle_whole(packet, chunks.attempt, policy, label)
+        return await settle(spec.op, packet, chunks.attempt, policy, label)
 
     # Two chunks per worker keep each worker fed while its last result
     # travels back; the reorder window doubles that when output is ordered.
     # A batch function gets one batch per worker: a second would only wait
     # in the worker's queue for a whole call, when it could be filling.
-    running = (1 if spec.op == "batch" else 2) * backend.capacity
+    running = (1 if spec.op == "map_batches" else 2) * backend.capacity
     window = Window(
         inp,
         out,
@@ -128,23 +128,23 @@ class _Chunks:
         # Deaths pinned on each item, for the items of the chunks in flight.
         self._deaths: dict[int, int] = {}
 
-    async def attempt(self, batch: Batch[Any], *, tracked: bool = False) -> Step:
-        """Try ``batch`` once, resending what a dead worker lost; see `_common.Step`."""
+    async def attempt(self, packet: Packet[Any], *, tracked: bool = False) -> Step:
+        """Try ``packet`` once, resending what a dead worker lost; see `_common.Step`."""
         try:
             results, seconds, failure = await self._backend.run_chunk(
-                self._op, batch.items, tracked=tracked, item_timeout=self._timeout
+                self._op, packet.items, tracked=tracked, item_timeout=self._timeout
             )
         except NotPicklableError as bad:
             unpicklable = UnpicklableError(
-                f"stage {self._label}: item {batch.index[bad.position]} cannot be pickled "
+                f"stage {self._label}: item {packet.index[bad.position]} cannot be pickled "
                 f"to reach a worker process: {bad.cause}"
             )
             unpicklable.__cause__ = bad.cause
-            return await self._before(batch, bad.position, unpicklable)
+            return await self._before(packet, bad.position, unpicklable)
         except WorkerStartError as exc:
             raise _worker_died(exc, self._label) from exc.__cause__
         except (WorkerDiedError, ItemTimeoutError) as lost:
-            return await self._lost(batch, lost, tracked=tracked)
+            return await self._lost(packet, lost, tracked=tracked)
         except BrokenExecutor as exc:  # a user's executor: it cannot be recovered here
             raise _worker_died(exc, self._label) from exc.__cause__
         except Exception as exc:  # the executor itself failed, not the user's function
@@ -153,10 +153,10 @@ class _Chunks:
         self._stats.busy += seconds
         # One item and its result stand for the chunk's: cheap, and enough
         # to keep large items in small chunks (see _chunking).
-        item_bytes = approx_size(batch.items[0]) if batch.items else 0
+        item_bytes = approx_size(packet.items[0]) if packet.items else 0
         if results:
             item_bytes = max(item_bytes, approx_size(results[0]))
-        self._sizer.observe(len(batch), seconds, item_bytes)
+        self._sizer.observe(len(packet), seconds, item_bytes)
         if failure is None:
             return results, None
         position, error, remote_traceback = failure
@@ -170,42 +170,42 @@ class _Chunks:
         return results, (position, error)
 
     async def _lost(
-        self, batch: Batch[Any], lost: WorkerDiedError | ItemTimeoutError, *, tracked: bool
+        self, packet: Packet[Any], lost: WorkerDiedError | ItemTimeoutError, *, tracked: bool
     ) -> Step:
-        if self._op == "batch":
-            return await self._lost_batch(batch, lost)
+        if self._op == "map_batches":
+            return await self._lost_batch(packet, lost)
         position = (
-            lost.position if lost.position is not None and lost.position < len(batch) else None
+            lost.position if lost.position is not None and lost.position < len(packet) else None
         )
         if position is None:
-            if len(batch) == 1:
+            if len(packet) == 1:
                 position = 0
             elif not tracked:
-                return await self.attempt(batch, tracked=True)  # to learn which item it is
+                return await self.attempt(packet, tracked=True)  # to learn which item it is
             else:  # it died between items: halve the chunk until it is pinned
-                return await self._halves(batch)
+                return await self._halves(packet)
         if isinstance(lost, ItemTimeoutError):
-            return await self._before(batch, position, lost)
-        deaths = self._one_more_death(batch.index[position])
+            return await self._before(packet, position, lost)
+        deaths = self._one_more_death(packet.index[position])
         if deaths < MAX_DEATHS:
-            return await self._resume(batch, position)
+            return await self._resume(packet, position)
         error = WorkerDiedError(
             f"the item killed {deaths} worker processes in a row; the last {lost}",
             exitcode=lost.exitcode,
         )
-        return await self._before(batch, position, error)
+        return await self._before(packet, position, error)
 
     async def _lost_batch(
-        self, batch: Batch[Any], lost: WorkerDiedError | ItemTimeoutError
+        self, packet: Packet[Any], lost: WorkerDiedError | ItemTimeoutError
     ) -> Step:
         """Send a batch function's lost call again, whole, up to the same bound of deaths."""
         if isinstance(lost, ItemTimeoutError):
             return [], (0, lost)
-        if self._one_more_death(batch.index[0]) >= MAX_DEATHS:
+        if self._one_more_death(packet.index[0]) >= MAX_DEATHS:
             return [], (0, lost)
-        step = await self.attempt(batch)
+        step = await self.attempt(packet)
         if step[1] is None:
-            self._deaths.pop(batch.index[0], None)  # it got through after all
+            self._deaths.pop(packet.index[0], None)  # it got through after all
         return step
 
     def _one_more_death(self, index: int) -> int:
@@ -215,30 +215,30 @@ class _Chunks:
             del self._deaths[index]
         return deaths
 
-    async def _before(self, batch: Batch[Any], position: int, error: Exception) -> Step:
+    async def _before(self, packet: Packet[Any], position: int, error: Exception) -> Step:
         """Get results for the items before ``position``, then report ``error`` for it."""
         if position == 0:
             return [], (0, error)
-        results, fault = await self.attempt(batch.slice(0, position))
+        results, fault = await self.attempt(packet.slice(0, position))
         return results, fault or (position, error)
 
-    async def _resume(self, batch: Batch[Any], position: int) -> Step:
+    async def _resume(self, packet: Packet[Any], position: int) -> Step:
         """Try the items before ``position``, then the rest from it, tracked."""
-        step = await self._in_two(batch, position, tracked_from=position)
+        step = await self._in_two(packet, position, tracked_from=position)
         if step[1] is None or step[1][0] > position:
-            self._deaths.pop(batch.index[position], None)  # it got through after all
+            self._deaths.pop(packet.index[position], None)  # it got through after all
         return step
 
-    async def _halves(self, batch: Batch[Any]) -> Step:
-        return await self._in_two(batch, len(batch) // 2, tracked_from=0)
+    async def _halves(self, packet: Packet[Any]) -> Step:
+        return await self._in_two(packet, len(packet) // 2, tracked_from=0)
 
-    async def _in_two(self, batch: Batch[Any], middle: int, *, tracked_from: int) -> Step:
+    async def _in_two(self, packet: Packet[Any], middle: int, *, tracked_from: int) -> Step:
         results: list[Any] = []
         if middle:
-            results, fault = await self.attempt(batch.slice(0, middle), tracked=tracked_from == 0)
+            results, fault = await self.attempt(packet.slice(0, middle), tracked=tracked_from == 0)
             if fault is not None:
                 return results, fault
-        rest, fault = await self.attempt(batch.slice(middle, len(batch)), tracked=True)
+        rest, fault = await self.attempt(packet.slice(middle, len(packet)), tracked=True)
         return results + rest, None if fault is None else (middle + fault[0], fault[1])
 
 

@@ -18,11 +18,11 @@ from .._tasks import being_cancelled, call_user
 async def run_sink(spec: SinkSpec, label: str, inp: Channel[Any], stats: StageStats) -> None:
     """Call the sink on each item, in order, awaiting it if it is async."""
     fn, is_async = spec.fn, spec.is_async
-    while (batch := await inp.take()) is not None:
-        stats.items_in += len(batch)
+    while (packet := await inp.take()) is not None:
+        stats.items_in += len(packet)
         start = perf_counter()
         try:
-            for position, item in enumerate(batch.items):  # noqa: B007 - read on failure
+            for position, item in enumerate(packet.items):  # noqa: B007 - read on failure
                 result = fn(item)
                 if is_async:
                     await call_user(result, "the sink")
@@ -30,7 +30,7 @@ async def run_sink(spec: SinkSpec, label: str, inp: Channel[Any], stats: StageSt
                     _refuse_coroutine(result, label)
         except Exception as exc:
             stats.failed += 1
-            noted = annotate(exc, label, batch.index[position], batch.items[position])
+            noted = annotate(exc, label, packet.index[position], packet.items[position])
             if noted is exc:
                 raise
             raise noted from exc.__cause__
@@ -39,12 +39,12 @@ async def run_sink(spec: SinkSpec, label: str, inp: Channel[Any], stats: StageSt
                 raise
             stats.failed += 1
             error = cancelled_by_code(exc, "the sink")
-            raise annotate(error, label, batch.index[position], batch.items[position]) from exc
+            raise annotate(error, label, packet.index[position], packet.items[position]) from exc
         finally:
             elapsed = perf_counter() - start
             stats.busy += elapsed
-        stats.latency.add(elapsed / len(batch), len(batch))
-        stats.items_out += len(batch)
+        stats.latency.add(elapsed / len(packet), len(packet))
+        stats.items_out += len(packet)
 
 
 def _refuse_coroutine(result: Coroutine[Any, Any, Any], label: str) -> None:

@@ -45,7 +45,7 @@ from .._errors import cancelled_by_code
 from .._model._graph import Graph
 from .._model._specs import SourceSpec
 from .._observe._report import StageStats
-from .._packet import Batch
+from .._packet import Packet
 from .._shutdown import StopSignal
 from .._tasks import being_cancelled, call_user
 
@@ -165,7 +165,7 @@ async def _pull_in_memory(
                 stats.busy += perf_counter() - start
             if not items:
                 return
-            out.put_nowait(Batch(range(position, position + len(items)), items))
+            out.put_nowait(Packet(range(position, position + len(items)), items))
             position += len(items)
             stats.items_out = stats.items_in = position
             if len(items) < room:  # islice stops short only at the end
@@ -190,7 +190,7 @@ async def _pull_in_thread(
             finally:
                 stats.busy += perf_counter() - start
             if items:
-                out.put_nowait(Batch(range(position, position + len(items)), items))
+                out.put_nowait(Packet(range(position, position + len(items)), items))
                 position += len(items)
                 stats.items_out = stats.items_in = position
             if isinstance(error, asyncio.CancelledError):  # a sync iterator's: never the run's
@@ -321,7 +321,7 @@ async def _pull_async_loop(
                 raise error from exc
             finally:
                 stats.busy += perf_counter() - start
-            out.put_nowait(Batch(range(position, position + 1), [item]))
+            out.put_nowait(Packet(range(position, position + 1), [item]))
             position += 1
             stats.items_out = stats.items_in = position
     finally:

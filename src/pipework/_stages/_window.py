@@ -29,10 +29,10 @@ import anyio
 
 from .._channel import Channel, Sender, WouldBlockError, take_until
 from .._observe._report import StageStats
-from .._packet import Batch
+from .._packet import Packet
 from .._tasks import JobGroup
 
-Job = Callable[[Batch[Any]], Awaitable[Batch[Any]]]
+Job = Callable[[Packet[Any]], Awaitable[Packet[Any]]]
 
 
 class Window:
@@ -56,7 +56,7 @@ class Window:
 
         With ``max_wait``, a chunk that is not full waits up to that long from
         its first item for more, even when a worker is free: the batching of
-        a model that is much faster per batch.
+        a model that is much faster per packet.
         """
         self._inp = inp
         self._out = out
@@ -69,7 +69,7 @@ class Window:
         # free, which matters when an async stage takes one item per job.
         self._running = asyncio.Semaphore(running)
         self._unemitted = asyncio.Semaphore(window if ordered else running)
-        self._ready: dict[int, Batch[Any]] = {}
+        self._ready: dict[int, Packet[Any]] = {}
         self._taken: dict[int, int] = {}  # input items behind each ready result
         self._next = 0
         self._completed = 0
@@ -87,17 +87,19 @@ class Window:
                 await self._unemitted.acquire()
                 largest = await self._largest_chunk()
                 self._inp.wants = largest  # a channel left to its default makes room for it
-                batch = await self._inp.take(largest)
-                if batch is None:
+                packet = await self._inp.take(largest)
+                if packet is None:
                     return
-                batch = await self._top_up(batch, largest)
+                packet = await self._top_up(packet, largest)
                 if self._max_wait is not None:
-                    batch = await self._fill(batch, largest, anyio.current_time() + self._max_wait)
-                batch = await self._grow_until_free(batch, largest)
+                    packet = await self._fill(
+                        packet, largest, anyio.current_time() + self._max_wait
+                    )
+                packet = await self._grow_until_free(packet, largest)
                 if self._room is not None:
-                    self._room -= len(batch)
-                self._stats.items_in += len(batch)
-                group.spawn(self._run_job, seq, batch)
+                    self._room -= len(packet)
+                self._stats.items_in += len(packet)
+                group.spawn(self._run_job, seq, packet)
                 seq += 1
 
     async def _largest_chunk(self) -> int:
@@ -109,7 +111,7 @@ class Window:
             await self._room_freed.wait()
         return min(self._chunk(), self._room)
 
-    async def _top_up(self, batch: Batch[Any], largest: int) -> Batch[Any]:
+    async def _top_up(self, packet: Packet[Any], largest: int) -> Packet[Any]:
         """Grow a chunk short of ``largest`` with what the producer puts, a loop turn at a time.
 
         A take returns what the channel holds, and a channel holds less than a
@@ -117,8 +119,8 @@ class Window:
         loop turn brings more; once a turn brings nothing (a slow source, or
         none left), the chunk goes as it is, a turn later than it would have.
         """
-        parts = [batch]
-        size = len(batch)
+        parts = [packet]
+        size = len(packet)
         while size < largest:
             await asyncio.sleep(0)
             try:
@@ -129,23 +131,23 @@ class Window:
                 break
             parts.append(more)
             size += len(more)
-        return Batch.concat(parts) if len(parts) > 1 else batch
+        return Packet.concat(parts) if len(parts) > 1 else packet
 
-    async def _fill(self, batch: Batch[Any], largest: int, deadline: float) -> Batch[Any]:
-        """Add input to ``batch`` until it has ``largest`` items or the deadline passes."""
-        parts, _ = await take_until(self._inp, largest - len(batch), deadline)
-        return Batch.concat([batch, *parts])
+    async def _fill(self, packet: Packet[Any], largest: int, deadline: float) -> Packet[Any]:
+        """Add input to ``packet`` until it has ``largest`` items or the deadline passes."""
+        parts, _ = await take_until(self._inp, largest - len(packet), deadline)
+        return Packet.concat([packet, *parts])
 
-    async def _grow_until_free(self, batch: Batch[Any], largest: int) -> Batch[Any]:
-        """Wait for a running slot, adding input to ``batch`` meanwhile; take the slot.
+    async def _grow_until_free(self, packet: Packet[Any], largest: int) -> Packet[Any]:
+        """Wait for a running slot, adding input to ``packet`` meanwhile; take the slot.
 
         While every slot is busy a new job could only queue, so its chunk may
         as well grow toward the target size: fewer, larger calls. A job that
         finishes cancels the wait, and the chunk goes as it is.
         """
         target = largest
-        parts = [batch]
-        size = len(batch)
+        parts = [packet]
+        size = len(packet)
         while size < target and self._running.locked():
             with anyio.CancelScope() as scope:
                 self._slot_freed = scope
@@ -156,14 +158,14 @@ class Window:
             parts.append(more)
             size += len(more)
         await self._running.acquire()
-        return Batch.concat(parts)
+        return Packet.concat(parts)
 
-    async def _run_job(self, seq: int, batch: Batch[Any]) -> None:
-        taken = len(batch)
+    async def _run_job(self, seq: int, packet: Packet[Any]) -> None:
+        taken = len(packet)
         start = perf_counter()
         try:
-            result = await self._job(batch)
-            self._stats.latency.add(perf_counter() - start, len(batch))
+            result = await self._job(packet)
+            self._stats.latency.add(perf_counter() - start, len(packet))
         finally:
             self._running.release()
             if self._slot_freed is not None:

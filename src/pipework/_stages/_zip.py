@@ -21,7 +21,7 @@ from typing import Any
 
 from .._channel import Channel, Sender
 from .._observe._report import StageStats
-from .._packet import Batch
+from .._packet import Packet
 from .._tasks import FailFastGroup
 from ._policy import LEFT_STREAM, RUN_OBSERVER
 
@@ -48,10 +48,10 @@ class _Lane:
             heapq.heappush(self.holes, index)
             self.news.set()
 
-    def push(self, batch: Batch[Any]) -> None:
-        self.index.extend(batch.index)
-        self.items.extend(batch.items)
-        self.last = batch.index[-1]
+    def push(self, packet: Packet[Any]) -> None:
+        self.index.extend(packet.index)
+        self.items.extend(packet.items)
+        self.last = packet.index[-1]
         # A hole before the last item brought says nothing the order does not.
         while self.holes and self.holes[0] < self.last:
             heapq.heappop(self.holes)
@@ -107,7 +107,7 @@ class Zipper:
             index, items = self._decide(label, stats)
             if items:
                 stats.items_out += len(items)
-                await out.put(Batch(index, items))
+                await out.put(Packet(index, items))
             elif all(lane.ended and not lane.index for lane in lanes):
                 return
             else:
@@ -150,10 +150,10 @@ async def _read(lane: _Lane, inp: Channel[Any], stats: StageStats) -> None:
         if room < 1:
             await lane.room.wait()
             continue
-        batch = await inp.take(room)
-        if batch is None:
+        packet = await inp.take(room)
+        if packet is None:
             lane.ended = True
             lane.news.set()
             return
-        stats.items_in += len(batch)
-        lane.push(batch)
+        stats.items_in += len(packet)
+        lane.push(packet)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from .._errors import cancelled_by_code, exited_by_code, is_cancellation
 
-Op = Literal["map", "filter", "flat_map", "batch"]
+Op = Literal["map", "filter", "flat_map", "map_batches"]
 """``batch`` is a map over whole batches: the function takes a list of items and
 returns one result per item, and the results go on as single items."""
 
@@ -50,7 +50,7 @@ def apply(
     :returns: the shaped results so far, and ``(position, exception)`` if an
         item failed; for ``batch``, the whole list fails at position 0
     """
-    if op == "batch":
+    if op == "map_batches":
         return _apply_to_batch(call, items, in_worker=in_worker)
     results: list[Any] = []
     append = results.append
@@ -87,7 +87,7 @@ def refuse_awaitables(op: Op, results: list[Any]) -> TypeError | None:
     flight when the first such error stopped the run. One look per chunk:
     a function that returns an awaitable for one item does for all.
     """
-    if op not in ("map", "batch") or not results or not inspect.isawaitable(results[0]):
+    if op not in ("map", "map_batches") or not results or not inspect.isawaitable(results[0]):
         return None
     for value in results:
         if inspect.iscoroutine(value):
