@@ -9,7 +9,7 @@ Then one pipeline does the three kinds of work, each where it belongs::
                -> keep  (a sink, in this process: no lock needed)
 
 and prints a few scores and the run's report: per stage, items in and out,
-busy time and how full its output channel got. ``pipework.run`` starts the
+busy time and how full its output channel got. ``pipework.run_main`` starts the
 event loop: uvloop when it is installed, asyncio's own loop otherwise.
 
 Run it from the repository root::
@@ -96,4 +96,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    pipework.run(main)
+    pipework.run_main(main)

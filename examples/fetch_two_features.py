@@ -106,4 +106,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    pipework.run(main)
+    pipework.run_main(main)

@@ -30,7 +30,7 @@ def pairs(b):
     return list(zip(b.index, b.items, strict=True))
 
 
-async def settle():
+async def let_tasks_run():
     """Let every ready task run until it blocks."""
     for _ in range(5):
         await asyncio.sleep(0)
@@ -65,7 +65,7 @@ def test_empty_batch_is_not_queued():
 async def test_put_larger_than_room_goes_in_parts_and_waits():
     ch = Channel(4)
     putter = asyncio.create_task(ch.put(batch(range(10))))
-    await settle()
+    await let_tasks_run()
     assert not putter.done()
     assert len(ch) == 4  # the part that fits went in at once
 
@@ -143,7 +143,7 @@ def test_put_into_closed_channel_is_refused():
 async def test_close_wakes_a_waiting_taker():
     ch = Channel(3)
     taker = asyncio.create_task(ch.take())
-    await settle()
+    await let_tasks_run()
     assert not taker.done()
     assert len(ch._getters) == 1
     ch.close()
@@ -154,7 +154,7 @@ async def test_close_wakes_a_waiting_taker():
 async def test_put_wakes_a_waiting_taker():
     ch = Channel(3)
     taker = asyncio.create_task(ch.take())
-    await settle()
+    await let_tasks_run()
     ch.put_nowait(batch("a"))
     assert pairs(await taker) == [(0, "a")]
 
@@ -174,7 +174,7 @@ async def test_timed_out_taker_leaves_no_waiter_and_loses_no_data():
 async def test_taker_cancelled_after_being_woken_leaves_the_items():
     ch = Channel(3)
     taker = asyncio.create_task(ch.take())
-    await settle()
+    await let_tasks_run()
     ch.put_nowait(batch("a"))  # wakes the taker, which has not run yet
     taker.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -199,7 +199,7 @@ async def test_wait_room_waits_for_a_take():
     ch = Channel(2)
     ch.put_nowait(batch("ab"))
     waiter = asyncio.create_task(ch.wait_room())
-    await settle()
+    await let_tasks_run()
     assert not waiter.done()
     ch.take_nowait(1)
     assert await waiter == 1
@@ -343,7 +343,7 @@ async def test_put_measures_first_so_large_items_after_small_ones_go_in_few_at_a
     assert (await ch.take()) is not None
     big = batch([bytes(MB // 4)] * 10)
     putter = asyncio.ensure_future(ch.put(big))
-    await settle()
+    await let_tasks_run()
     assert len(ch) == 4  # 1 MiB of quarter megabytes, not the thousands of ints before
     assert not putter.done()
     taken = []

@@ -61,7 +61,7 @@ def test_zip_pairs_a_process_branch_and_a_thread_branch_per_item_in_order(loop):
         out = [pair async for pair in pipework.zip(a, b)]
         return out, counted.calls
 
-    out, calls = pipework.run(main, loop=loop)
+    out, calls = pipework.run_main(main, loop=loop)
     assert out == [(x * x, -x) for x in range(300)]
     assert calls == 300  # the shared stage ran once per item, not once per branch
 

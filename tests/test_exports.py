@@ -36,8 +36,8 @@ PUBLIC = [
     "WorkerStartError",
     "map",
     "merge",
-    "run",
     "run_all",
+    "run_main",
     "stop_on_signals",
     "zip",
 ]

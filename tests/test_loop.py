@@ -1,4 +1,4 @@
-"""pipework.run, and pipework on uvloop: the loop is the program's choice, never the library's."""
+"""pipework.run_main, and pipework on uvloop: the loop is the program's choice, not ours."""
 
 from __future__ import annotations
 
@@ -46,25 +46,25 @@ async def loop_module():
     return type(asyncio.get_running_loop()).__module__.partition(".")[0]
 
 
-# pipework.run -------------------------------------------------------------------------------
+# pipework.run_main -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("loop", LOOPS)
 def test_run_runs_a_pipeline_on_the_loop_named(loop):
-    ran_on, outputs = pipework.run(loop_and_outputs, range(30), loop=loop)
+    ran_on, outputs = pipework.run_main(loop_and_outputs, range(30), loop=loop)
     assert ran_on == loop
     assert outputs == [3 * (x + 1) for x in range(30)]
 
 
 def test_auto_means_uvloop_where_it_is_installed():
     pytest.importorskip("uvloop")
-    assert pipework.run(loop_module) == "uvloop"
-    assert pipework.run(loop_module, loop="auto") == "uvloop"
+    assert pipework.run_main(loop_module) == "uvloop"
+    assert pipework.run_main(loop_module, loop="auto") == "uvloop"
 
 
 def test_auto_means_asyncio_without_uvloop(monkeypatch):
     monkeypatch.setitem(sys.modules, "uvloop", None)  # what `import uvloop` sees without it
-    assert pipework.run(loop_module) == "asyncio"
+    assert pipework.run_main(loop_module) == "asyncio"
 
 
 def test_asking_for_uvloop_without_it_is_a_clear_error_before_main_is_called(monkeypatch):
@@ -75,7 +75,7 @@ def test_asking_for_uvloop_without_it_is_a_clear_error_before_main_is_called(mon
         called.append(True)
 
     with pytest.raises(ModuleNotFoundError, match=r"pip install 'pipework\[uvloop\]'") as error:
-        pipework.run(main, loop="uvloop")
+        pipework.run_main(main, loop="uvloop")
     assert error.value.name == "uvloop"
     assert called == []
 
@@ -83,7 +83,7 @@ def test_asking_for_uvloop_without_it_is_a_clear_error_before_main_is_called(mon
 @pytest.mark.parametrize("loop", ["trio", "UVLOOP", "", None])
 def test_an_unknown_loop_is_a_value_error(loop):
     with pytest.raises(ValueError, match="loop must be one of 'auto', 'uvloop', 'asyncio'"):
-        pipework.run(loop_module, loop=loop)
+        pipework.run_main(loop_module, loop=loop)
 
 
 def test_a_callable_is_used_as_the_loop_factory():
@@ -99,7 +99,7 @@ def test_a_callable_is_used_as_the_loop_factory():
     async def main(a, b):
         return asyncio.get_running_loop(), a + b
 
-    running, total = pipework.run(main, 2, 3, loop=factory)
+    running, total = pipework.run_main(main, 2, 3, loop=factory)
     assert total == 5
     assert made == [running]
     assert running.is_closed()
@@ -109,8 +109,8 @@ def test_positional_arguments_and_the_result_pass_through():
     async def main(*args):
         return args
 
-    assert pipework.run(main) == ()
-    assert pipework.run(main, 1, "two", [3]) == (1, "two", [3])
+    assert pipework.run_main(main) == ()
+    assert pipework.run_main(main, 1, "two", [3]) == (1, "two", [3])
 
 
 def test_an_exception_from_main_propagates_as_itself():
@@ -122,15 +122,15 @@ def test_an_exception_from_main_propagates_as_itself():
         raise BoomError("inside")
 
     with pytest.raises(BoomError, match="inside"):
-        pipework.run(main)
+        pipework.run_main(main)
 
 
 def test_debug_reaches_the_loop():
     async def main():
         return asyncio.get_running_loop().get_debug()
 
-    assert pipework.run(main, debug=True) is True
-    assert pipework.run(main, debug=False) is False
+    assert pipework.run_main(main, debug=True) is True
+    assert pipework.run_main(main, debug=False) is False
 
 
 async def test_run_inside_a_running_loop_is_refused_before_main_is_called():
@@ -140,7 +140,7 @@ async def test_run_inside_a_running_loop_is_refused_before_main_is_called():
         called.append(True)
 
     with pytest.raises(RuntimeError, match="while an event loop is running"):
-        pipework.run(main)
+        pipework.run_main(main)
     assert called == []
 
 
@@ -180,7 +180,7 @@ async def main():
     return loop, report.stages[-1].items_out
 
 if __name__ == "__main__":
-    ran_on, items = pipework.run(main)
+    ran_on, items = pipework.run_main(main)
     user_loop, user_items = asyncio.run(main())
     print(json.dumps({
         "import_kept_policy": after_import is before,
@@ -202,7 +202,7 @@ def test_importing_pipework_and_running_a_pipeline_leave_the_policy_alone(tmp_pa
     assert seen["import_kept_policy"] is True
     assert seen["run_kept_policy"] is True
     assert seen["policy"] == "asyncio"
-    # pipework.run chose uvloop for its own call; the user's asyncio.run after it still
+    # pipework.run_main chose uvloop for its own call; the user's asyncio.run after it still
     # got asyncio's loop, and the pipeline ran the same on both.
     assert seen["pipework_run"] == [LOOPS[-1], 20]
     assert seen["asyncio_run"] == ["asyncio", 20]
@@ -292,9 +292,9 @@ async def test_subprocesses_and_a_process_stage_share_a_run():
 
 @pytest.mark.parametrize("loop", LOOPS)
 def test_subprocesses_and_a_process_stage_share_a_run_under_pipework_run(loop):
-    # pipework.run makes its loop from a factory and never sets it as the thread's
+    # pipework.run_main makes its loop from a factory and never sets it as the thread's
     # current loop, which is what Python 3.11 attaches child watchers to.
-    assert pipework.run(subprocesses_then_processes, loop=loop) == [6 * x for x in range(6)]
+    assert pipework.run_main(subprocesses_then_processes, loop=loop) == [6 * x for x in range(6)]
 
 
 CTRL_C_SCRIPT = """
@@ -319,7 +319,7 @@ async def main():
             print("ready", flush=True)
 
 if __name__ == "__main__":
-    pipework.run(main, loop=sys.argv[1])
+    pipework.run_main(main, loop=sys.argv[1])
 """
 
 

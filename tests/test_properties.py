@@ -127,7 +127,7 @@ async def outputs(pipeline, via_sink):
 
 
 def check(loop, n, source_buffer, stages, via_sink):
-    got = pipework.run(outputs, build(n, source_buffer, stages), via_sink, loop=loop)
+    got = pipework.run_main(outputs, build(n, source_buffer, stages), via_sink, loop=loop)
     expected = model(n, stages)
     if keeps_order(stages):
         assert got == expected

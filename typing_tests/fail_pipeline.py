@@ -67,11 +67,11 @@ async def count_to(n: int, label: str) -> list[str]:
 
 
 def run_mistakes() -> None:
-    pipework.run(count_to, "3", "x")  # E: [arg-type] expected "Callable[[str, str]
-    pipework.run(count_to, 3)  # E: [arg-type] expected "Callable[[int], Coroutine
-    pipework.run(count_to(3, "x"))  # E: [arg-type] incompatible type "Coroutine[
-    pipework.run(count_to, 3, "x", loop="trio")  # E: [arg-type] Argument "loop" to "run"
-    n: int = pipework.run(count_to, 3, "x")  # E: [assignment] expression has type "list[str]"
+    pipework.run_main(count_to, "3", "x")  # E: [arg-type] expected "Callable[[str, str]
+    pipework.run_main(count_to, 3)  # E: [arg-type] expected "Callable[[int], Coroutine
+    pipework.run_main(count_to(3, "x"))  # E: [arg-type] incompatible type "Coroutine[
+    pipework.run_main(count_to, 3, "x", loop="trio")  # E: [arg-type] Argument "loop" to "run"
+    n: int = pipework.run_main(count_to, 3, "x")  # E: [assignment] expression has type "list[str]"
 
 
 def predict_many(images: list[bytes]) -> list[int]:

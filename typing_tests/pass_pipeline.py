@@ -151,10 +151,10 @@ async def nothing() -> None:
 
 
 def run_types() -> None:
-    assert_type(pipework.run(count_to, 3, "x"), list[str])
-    assert_type(pipework.run(nothing), None)
-    assert_type(pipework.run(count_to, 3, "x", loop="asyncio", debug=True), list[str])
-    assert_type(pipework.run(nothing, loop=asyncio.new_event_loop), None)
+    assert_type(pipework.run_main(count_to, 3, "x"), list[str])
+    assert_type(pipework.run_main(nothing), None)
+    assert_type(pipework.run_main(count_to, 3, "x", loop="asyncio", debug=True), list[str])
+    assert_type(pipework.run_main(nothing, loop=asyncio.new_event_loop), None)
 
 
 def predict_many(images: list[bytes]) -> list[int]:

@@ -111,7 +111,7 @@ def serve(
     async def measure() -> tuple[Any, str]:
         return await run_job(options, say=False), running_loop_name()
 
-    outcome, loop = pipework.run(measure)
+    outcome, loop = pipework.run_main(measure)
     found = outcome.results
     p50, p95, p99, worst = found.latency
     return {

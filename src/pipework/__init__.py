@@ -23,7 +23,7 @@ from ._errors import UnpicklableError as UnpicklableError
 from ._errors import WorkerDiedError as WorkerDiedError
 from ._errors import WorkerStartError as WorkerStartError
 from ._executors import ProcessPool as ProcessPool
-from ._loop import run as run
+from ._loop import run_main as run_main
 from ._map import map as map  # noqa: A004 - pipework.map is the name users expect
 from ._model._options import Retry as Retry
 from ._observe._latency import Latency as Latency
@@ -66,8 +66,8 @@ __all__ = [
     "WorkerStartError",
     "map",
     "merge",
-    "run",
     "run_all",
+    "run_main",
     "stop_on_signals",
     "zip",
 ]

@@ -3,7 +3,7 @@
 Each command is one function that adds its subparser and names the coroutine
 that does the work, listed in `_COMMANDS`; the work itself lives in its own
 module. Every command runs through `_run`, the one place an event loop is
-started: `pipework.run`, on the loop that ``--loop`` names (uvloop when it is
+started: `pipework.run_main`, on the loop that ``--loop`` names (uvloop when it is
 installed, by default).
 """
 
@@ -25,7 +25,7 @@ from ._demo._options import (
     DEFAULT_MAX_WAIT,
     DEFAULT_RATE,
 )
-from ._loop import LOOP_NAMES, LoopName, loop_factory, run
+from ._loop import LOOP_NAMES, LoopName, loop_factory, run_main
 
 MAX_RATE = 1_000_000.0
 """Records a second: far beyond what one event loop serves, so only typos are refused."""
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(command: Command, args: argparse.Namespace) -> int:
-    return run(command, args, loop=args.loop)
+    return run_main(command, args, loop=args.loop)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,8 +1,8 @@
-"""Starting an event loop for a program: `pipework.run`, on uvloop when it is installed.
+"""Starting an event loop for a program: `pipework.run_main`, on uvloop when it is installed.
 
 pipework itself runs on whatever loop is running; it never installs one (no
 ``uvloop.install()``, no event loop policy), because the loop belongs to the
-program, not to a library it imports (design D18). `run` is for the program:
+program, not to a library it imports (design D18). `run_main` is for the program:
 it hands `asyncio.Runner` a loop factory, so the choice of loop holds for that
 one call and leaves nothing behind in the process.
 """
@@ -18,7 +18,7 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 LoopName = Literal["auto", "uvloop", "asyncio"]
-"""The loops `run` knows by name: ``auto`` is uvloop when it can be imported, else asyncio."""
+"""The loops `run_main` knows by name: ``auto`` is uvloop when it can be imported, else asyncio."""
 
 LOOP_NAMES: tuple[LoopName, ...] = ("auto", "uvloop", "asyncio")
 
@@ -30,7 +30,7 @@ _NO_UVLOOP = (
 )
 
 
-def run(
+def run_main(
     main: Callable[[Unpack[Ts]], Coroutine[Any, Any, T]],
     *args: *Ts,
     loop: LoopName | LoopFactory = "auto",
@@ -70,13 +70,13 @@ def run(
             return report.stages[-1].items_out
 
         if __name__ == "__main__":
-            print(pipework.run(main, 1000))                   # uvloop if installed
-            print(pipework.run(main, 1000, loop="asyncio"))   # asyncio's own loop
+            print(pipework.run_main(main, 1000))                   # uvloop if installed
+            print(pipework.run_main(main, 1000, loop="asyncio"))   # asyncio's own loop
     """
     factory = loop_factory(loop)
     if _loop_is_running():
         raise RuntimeError(
-            "pipework.run() cannot be called while an event loop is running; "
+            "pipework.run_main() cannot be called while an event loop is running; "
             "await the coroutine instead"
         )
     with asyncio.Runner(loop_factory=factory, debug=debug) as runner:
@@ -84,7 +84,7 @@ def run(
 
 
 def loop_factory(loop: LoopName | LoopFactory) -> LoopFactory:
-    """Resolve a `run` ``loop=`` argument to the factory that makes the loop."""
+    """Resolve a `run_main` ``loop=`` argument to the factory that makes the loop."""
     if callable(loop):
         return loop
     if loop == "asyncio":

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from .._loop import run
+from .._loop import run_main
 from ._digits import Digits, Record, encode, load
 
 START_TIMEOUT = 60.0
@@ -192,7 +192,7 @@ def main() -> None:
     """Run the server as the demo's child: ``python -m pipework._demo._server RATE|-``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     rate = None if sys.argv[1] == "-" else float(sys.argv[1])
-    run(_serve_until_told, rate)
+    run_main(_serve_until_told, rate)
 
 
 if __name__ == "__main__":

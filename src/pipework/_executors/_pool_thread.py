@@ -148,18 +148,18 @@ async def _run(pool: SupervisedPool, future: Future[Any], blob: bytes) -> None:
         # back, as from ProcessPoolExecutor, with the worker's traceback.
         error: BaseException = escaped.escaped
         error.__cause__ = escaped.__cause__
-        _settle(future, error=error)
+        _resolve(future, error=error)
     except Exception as exc:  # noqa: BLE001 - the call's failure goes to its caller
-        _settle(future, error=exc)
+        _resolve(future, error=exc)
     except BaseException as exc:  # noqa: BLE001 - SystemExit unpickling a result: the call's failure
         unreadable = UnpicklableError(f"the result of a call could not be unpickled: {exc!r}")
         unreadable.__cause__ = exc
-        _settle(future, error=unreadable)
+        _resolve(future, error=unreadable)
     else:
-        _settle(future, value=outcome)
+        _resolve(future, value=outcome)
 
 
-def _settle(future: Future[Any], *, value: Any = None, error: BaseException | None = None) -> None:
+def _resolve(future: Future[Any], *, value: Any = None, error: BaseException | None = None) -> None:
     with contextlib.suppress(InvalidStateError):  # cancelled by its caller meanwhile
         if error is None:
             future.set_result(value)

@@ -224,7 +224,7 @@ class SupervisedPool:
     async def _stop(self, *, kill: bool) -> None:
         self._closing = True
         self.cancel_pending()
-        await self._settle()  # a worker being started joins, then goes
+        await self._join_background()  # a worker being started joins, then goes
         workers = list(self._workers)
         for worker in workers:
             if kill or worker.call is not None:
@@ -241,9 +241,9 @@ class SupervisedPool:
             if not self._workers:
                 break
             await asyncio.sleep(0)  # connection_lost comes on the next turn of the loop
-        await self._settle()
+        await self._join_background()
 
-    async def _settle(self) -> None:
+    async def _join_background(self) -> None:
         while self._background:
             await asyncio.wait(list(self._background))
 

@@ -23,7 +23,7 @@ from .._observe._report import StageStats
 from .._packet import Packet
 from .._tasks import USER_CLEANUP_GRACE, as_item_failure, call_user
 from .._worker._ops import batch_results, shape
-from ._common import Step, bind, policy_of, settle, settle_whole
+from ._common import Step, bind, policy_of, run_whole_with_policy, run_with_policy
 from ._window import Window
 
 
@@ -69,8 +69,8 @@ async def run_async(
 
     async def job(packet: Packet[Any]) -> Packet[Any]:
         if batched:
-            return await settle_whole(packet, attempt, policy, label)
-        return await settle(op, packet, attempt, policy, label)
+            return await run_whole_with_policy(packet, attempt, policy, label)
+        return await run_with_policy(op, packet, attempt, policy, label)
 
     # Ordered output may hold finished calls behind a slow one; twice the
     # concurrency in the window lets the others keep working meanwhile.

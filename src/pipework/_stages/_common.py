@@ -51,7 +51,7 @@ def policy_of(spec: MapSpec, label: str, stats: StageStats) -> Policy:
     )
 
 
-async def settle(
+async def run_with_policy(
     op: Op,
     packet: Packet[Any],
     attempt: Callable[[Packet[Any]], Awaitable[Step]],
@@ -87,7 +87,7 @@ async def settle(
     return Packet.concat(parts) if parts else Packet(range(0), [])
 
 
-async def settle_whole(
+async def run_whole_with_policy(
     packet: Packet[Any],
     attempt: Callable[[Packet[Any]], Awaitable[Step]],
     policy: Policy,

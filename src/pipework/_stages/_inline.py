@@ -15,7 +15,7 @@ from .._model._specs import MapSpec
 from .._observe._report import StageStats
 from .._packet import Packet
 from .._worker._ops import apply
-from ._common import Step, bind, policy_of, settle
+from ._common import Step, bind, policy_of, run_with_policy
 
 
 async def run_inline(
@@ -45,7 +45,7 @@ async def run_inline(
         if packet is None:
             return
         stats.items_in += len(packet)
-        result = await settle(op, packet, attempt, policy, label)
+        result = await run_with_policy(op, packet, attempt, policy, label)
         if len(result):
             stats.items_out += len(result)
             await out.put(result)

@@ -2,7 +2,7 @@
 
 A chunk's try (`_Chunks.attempt`) turns everything that can go wrong into
 "the items before position p have results, and item p failed with this",
-which the stage's policy then settles (`_common.settle`):
+which the stage's policy then settles (`_common.run_with_policy`):
 
 - the function raised: the worker says where;
 - an item cannot be pickled: the parent knows which;
@@ -35,7 +35,7 @@ from .._packet import Packet
 from .._sizes import approx_size
 from .._worker._serial import NotPicklableError
 from ._chunking import DEFAULT_TARGET, ChunkSizer
-from ._common import Step, policy_of, settle, settle_whole
+from ._common import Step, policy_of, run_whole_with_policy, run_with_policy
 from ._window import Window
 
 MAX_DEATHS = 3
@@ -85,8 +85,8 @@ async def _run_chunks(
 
     async def job(packet: Packet[Any]) -> Packet[Any]:
         if spec.op == "map_batches":
-            return await settle_whole(packet, chunks.attempt, policy, label)
-        return await settle(spec.op, packet, chunks.attempt, policy, label)
+            return await run_whole_with_policy(packet, chunks.attempt, policy, label)
+        return await run_with_policy(spec.op, packet, chunks.attempt, policy, label)
 
     # Two chunks per worker keep each worker fed while its last result
     # travels back; the reorder window doubles that when output is ordered.

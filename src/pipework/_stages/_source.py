@@ -267,9 +267,9 @@ class _Reader:
             try:
                 outcome = job()
             except BaseException as exc:  # noqa: BLE001 - the caller's to raise
-                self._loop.call_soon_threadsafe(_settle, future, None, exc)
+                self._loop.call_soon_threadsafe(_resolve, future, None, exc)
             else:
-                self._loop.call_soon_threadsafe(_settle, future, outcome, None)
+                self._loop.call_soon_threadsafe(_resolve, future, outcome, None)
 
         self._jobs.put(run)
         return await future
@@ -280,7 +280,7 @@ class _Reader:
                 job()
 
 
-def _settle(future: asyncio.Future[Any], outcome: Any, error: BaseException | None) -> None:
+def _resolve(future: asyncio.Future[Any], outcome: Any, error: BaseException | None) -> None:
     if future.done():  # its reader was cancelled meanwhile
         return
     if error is None:
