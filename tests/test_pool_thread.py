@@ -51,12 +51,16 @@ def test_interpreter_exit_finishes_submitted_calls_of_pools_never_shut_down(tmp_
     done = run_script(
         tmp_path,
         """
+        import sys
         import time
         import pipework
 
         def slow(x):
             time.sleep(0.2)
-            print("done", x, flush=True)
+            # One write per line: both workers share this pipe, and print()
+            # may write its parts separately, so the lines could interleave.
+            sys.stdout.write(f"done {x}\\n")
+            sys.stdout.flush()
 
         def leave_one_behind():
             pipework.ProcessPool(2).submit(slow, 1)

@@ -135,13 +135,13 @@ def test_a_call_sent_to_a_starting_worker_fails_when_the_pool_breaks_meanwhile(
     # The pool breaks on its third death, counted once the worker is reaped.
     # Reaping late, as a busy machine may, lets the fourth worker take the
     # call first; when it dies too, the call must fail, not wait for ever.
-    reap = _supervisor.SupervisedPool._reap
+    reap = _supervisor.reap
 
-    async def late_reap(self, process):
+    async def late_reap(process):
         await asyncio.sleep(0.3)
-        return await reap(self, process)
+        return await reap(process)
 
-    monkeypatch.setattr(_supervisor.SupervisedPool, "_reap", late_reap)
+    monkeypatch.setattr(_supervisor, "reap", late_reap)
     with ProcessPool(1, initializer=crash_as_it_starts, initargs=(str(tmp_path),)) as pool:
         call = pool.submit(abs, 1)
         while len(list(tmp_path.iterdir())) < 4:

@@ -444,7 +444,10 @@ import pipework
 
 def slow(x):
     time.sleep(0.2)
-    print("done", x, flush=True)
+    # One write per line: two processes share this pipe, and print() may
+    # write its parts separately, so the lines could interleave.
+    sys.stdout.write(f"done {x}\\n")
+    sys.stdout.flush()
 
 def make():
     if sys.argv[1] == "ProcessPool":

@@ -11,7 +11,8 @@ import pytest
 from helpers import alive
 from pipework import WorkerDiedError
 from pipework._executors._processes import worker_context, worker_environment
-from pipework._executors._supervisor import PoolOptions, SupervisedPool
+from pipework._executors._supervisor import SupervisedPool
+from pipework._executors._worker_process import PoolOptions
 
 pytestmark = pytest.mark.timeout(60)
 

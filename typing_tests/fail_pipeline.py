@@ -70,7 +70,7 @@ def run_mistakes() -> None:
     pipework.run_main(count_to, "3", "x")  # E: [arg-type] expected "Callable[[str, str]
     pipework.run_main(count_to, 3)  # E: [arg-type] expected "Callable[[int], Coroutine
     pipework.run_main(count_to(3, "x"))  # E: [arg-type] incompatible type "Coroutine[
-    pipework.run_main(count_to, 3, "x", loop="trio")  # E: [arg-type] Argument "loop" to "run"
+    pipework.run_main(count_to, 3, "x", loop="trio")  # E: [arg-type] Argument "loop" to "run_main"
     n: int = pipework.run_main(count_to, 3, "x")  # E: [assignment] expression has type "list[str]"
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import Any, Literal, TypeVar, overload
 
+from ._model._checks import is_async_callable
 from ._model._options import On, Retry
-from ._model._specs import is_async_callable
 from ._pipeline import Pipeline
 
 MAP_BUFFER = 4096

@@ -32,6 +32,11 @@ T_co = TypeVar("T_co", covariant=True)
 U = TypeVar("U")
 S = TypeVar("S")
 
+# Every option a stage method takes: its TypedDicts' keys, and the two taken by name.
+_KNOWN = frozenset(
+    {*AnyOptions.__optional_keys__, *WorkerBatchOptions.__optional_keys__, "setup", "max_size"}
+)
+
 
 class Pipeline(Generic[T_co]):
     """A pipeline of stages joined by bounded channels. Building it runs nothing.
@@ -460,12 +465,7 @@ class Pipeline(Generic[T_co]):
         return self.stream()
 
     def _then(self, op: Op, fn: Callable[..., Any], options: dict[str, Any]) -> Pipeline[Any]:
-        known = {
-            *("on", "workers", "concurrency", "setup", "ordered", "buffer", "chunksize", "name"),
-            *("retry", "errors", "timeout", "chunk_time", "max_size", "max_wait"),
-            "max_in_flight",
-        }
-        unknown = sorted(set(options) - known)
+        unknown = sorted(set(options) - _KNOWN)
         if unknown:
             raise TypeError(f"{op}() got unexpected keyword arguments: {', '.join(unknown)}")
         spec = map_spec(

@@ -16,7 +16,7 @@ from .._worker import _serial as serial
 from ._child import start_pickled
 from ._pool_thread import PoolThread
 from ._processes import default_workers, worker_context, worker_environment
-from ._supervisor import PoolOptions
+from ._worker_process import PoolOptions
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -11,8 +11,9 @@ from .._worker import _buffers as buffers
 from .._worker import _serial as serial
 from .._worker._ops import Op
 from .._worker._trampoline import Outcome, run_chunk
-from ._supervisor import PoolOptions, SupervisedPool
+from ._supervisor import SupervisedPool
 from ._transfer import Courier
+from ._worker_process import PoolOptions
 
 
 class ProcessBackend:

@@ -29,7 +29,8 @@ from typing import Any
 
 from .._errors import UnpicklableError
 from ._child import CallEscaped, call_pickled
-from ._supervisor import PoolOptions, SupervisedPool
+from ._supervisor import SupervisedPool
+from ._worker_process import PoolOptions
 
 # Every pool not yet shut down, dropped or not: they are closed at exit.
 _open_threads: set[PoolThread] = set()

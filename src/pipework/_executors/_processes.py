@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .._worker._trampoline import preload
-from ._supervisor import PoolOptions
+from ._worker_process import PoolOptions
 
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",

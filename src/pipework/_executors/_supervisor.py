@@ -25,16 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing.context
-import os
 import pickle
 import signal
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import anyio
@@ -48,69 +43,25 @@ from .._errors import (
     WorkerStartError,
 )
 from .._tasks import retrieve_outcome
-from .._worker._tracker import Tracker
-from ._child import serve
-from ._wire import Call, FrameProtocol, Ready, Reply, StartFailed
+from ._wire import Call, Ready, Reply, StartFailed
+from ._worker_process import (
+    PendingCall,
+    PoolOptions,
+    Worker,
+    death,
+    join_all,
+    position,
+    reap,
+    start_worker,
+)
 
 logger = logging.getLogger("pipework")
 
 # Workers that die before they are ready, one after another, with no worker
 # becoming ready in between: the pool is broken, not unlucky.
 _START_FAILURES = 3
-# How long a worker that was asked to exit gets before it is killed.
-_EXIT_GRACE = 5.0
 # Turns of the loop a closing pool waits for its aborted sockets to report.
 _CLOSE_ROUNDS = 10
-
-
-@dataclass(frozen=True, slots=True)
-class PoolOptions:
-    """How to start and keep the workers of one pool."""
-
-    workers: int
-    context: multiprocessing.context.BaseContext
-    initializer: Callable[..., Any] | None = None
-    initargs: tuple[Any, ...] = ()
-    max_tasks: int | None = None
-    max_memory: int | None = None
-
-
-class _Call:
-    __slots__ = (
-        "clock_from",
-        "frame",
-        "future",
-        "sent_at",
-        "timed_out",
-        "timeout",
-        "timer",
-        "tracked",
-    )
-
-    def __init__(
-        self, frame: bytes, future: asyncio.Future[Any], *, tracked: bool, timeout: float | None
-    ) -> None:
-        self.frame = frame
-        self.future = future
-        self.tracked = tracked
-        self.timeout = timeout
-        self.sent_at = 0.0  # when it went to its worker
-        self.clock_from = 0.0  # when its timeout began: once the worker was ready
-        self.timer: asyncio.TimerHandle | None = None
-        self.timed_out = False
-
-
-class _Worker:
-    __slots__ = ("call", "calls_done", "process", "protocol", "ready", "retiring", "tracker")
-    protocol: FrameProtocol  # set once its socket is connected, before any call is sent
-
-    def __init__(self, process: Any, tracker: Tracker) -> None:
-        self.process = process
-        self.tracker = tracker
-        self.call: _Call | None = None
-        self.calls_done = 0
-        self.ready = False
-        self.retiring = False
 
 
 class SupervisedPool:
@@ -124,9 +75,9 @@ class SupervisedPool:
         """Prepare the pool; `start` starts its workers."""
         self._options = options
         self._loop = asyncio.get_running_loop()
-        self._workers: set[_Worker] = set()
-        self._idle: list[_Worker] = []
-        self._pending: deque[_Call] = deque()
+        self._workers: set[Worker] = set()
+        self._idle: list[Worker] = []
+        self._pending: deque[PendingCall] = deque()
         self._start_failures = 0
         self._start_error: BaseException | None = None
         self._broken_by = f"{_START_FAILURES} in a row died starting"
@@ -185,7 +136,7 @@ class SupervisedPool:
             raise RuntimeError("the pool is shut down")
         tracked = tracked or item_timeout is not None
         frame = pickle.dumps(Call(fn, args, tracked), protocol=5)
-        call = _Call(frame, self._loop.create_future(), tracked=tracked, timeout=item_timeout)
+        call = PendingCall(frame, self._loop.create_future(), tracked=tracked, timeout=item_timeout)
         self._pending.append(call)
         self._dispatch()
         try:
@@ -231,7 +182,7 @@ class SupervisedPool:
                 worker.process.kill()
             else:
                 self._retire(worker, replace=False)
-        await anyio.to_thread.run_sync(_join_all, [w.process for w in workers])
+        await anyio.to_thread.run_sync(join_all, [w.process for w in workers])
         # Every worker has exited; close the sockets whose end the loop has
         # not read yet, so none outlives the pool, and hear of it now.
         for worker in workers:
@@ -256,7 +207,7 @@ class SupervisedPool:
                 continue
             self._send(self._idle.pop(), call)
 
-    def _send(self, worker: _Worker, call: _Call) -> None:
+    def _send(self, worker: Worker, call: PendingCall) -> None:
         # A worker that is still starting takes the call at once, so that it
         # runs as soon as the worker is ready; its clock starts only then.
         worker.call = call
@@ -265,7 +216,7 @@ class SupervisedPool:
         if worker.ready:
             self._start_clock(worker, call)
 
-    def _start_clock(self, worker: _Worker, call: _Call) -> None:
+    def _start_clock(self, worker: Worker, call: PendingCall) -> None:
         # ``timeout=`` limits an item's own run, never a worker's start or
         # its setup: a clock started at sending would kill a worker in setup
         # again and again, and no item would ever run.
@@ -273,7 +224,7 @@ class SupervisedPool:
             call.clock_from = time.monotonic()
             call.timer = self._loop.call_later(call.timeout, self._check_time, worker, call)
 
-    def _check_time(self, worker: _Worker, call: _Call) -> None:
+    def _check_time(self, worker: Worker, call: PendingCall) -> None:
         if worker.call is not call or call.timeout is None:
             return
         _, started = worker.tracker.read()
@@ -287,7 +238,7 @@ class SupervisedPool:
         call.timed_out = True
         worker.process.kill()
 
-    def _abandon(self, call: _Call) -> None:
+    def _abandon(self, call: PendingCall) -> None:
         # A call whose caller is gone: cancelling process work means killing it.
         for worker in self._workers:
             if worker.call is call:
@@ -296,7 +247,7 @@ class SupervisedPool:
 
     # Hearing from workers ---------------------------------------------------
 
-    def _on_frame(self, worker: _Worker, frame: bytes | bytearray) -> None:
+    def _on_frame(self, worker: Worker, frame: bytes | bytearray) -> None:
         try:
             message: Reply | Ready | StartFailed = pickle.loads(frame)
         except BaseException as exc:  # noqa: BLE001 - a reply the parent cannot read fails its call
@@ -338,13 +289,13 @@ class SupervisedPool:
             self._idle.append(worker)
         self._dispatch()
 
-    def _worn_out(self, worker: _Worker, *, rss: int) -> bool:
+    def _worn_out(self, worker: Worker, *, rss: int) -> bool:
         options = self._options
         return (options.max_tasks is not None and worker.calls_done >= options.max_tasks) or (
             options.max_memory is not None and rss > options.max_memory
         )
 
-    def _retire(self, worker: _Worker, *, replace: bool) -> None:
+    def _retire(self, worker: Worker, *, replace: bool) -> None:
         # Between calls, so no work is lost: ask it to exit, and start another.
         worker.retiring = True
         with contextlib.suppress(ValueError):
@@ -354,12 +305,12 @@ class SupervisedPool:
         if replace and not self._closing:
             self._in_background(self._spawn(1))
 
-    def _on_lost(self, worker: _Worker) -> None:
+    def _on_lost(self, worker: Worker) -> None:
         self._workers.discard(worker)
         with contextlib.suppress(ValueError):
             self._idle.remove(worker)
         if worker.retiring:
-            self._in_background(self._reap(worker.process))
+            self._in_background(reap(worker.process))
             return
         call, worker.call = worker.call, None
         if call is not None and (not worker.ready or self._never_began(worker, call)):
@@ -380,14 +331,14 @@ class SupervisedPool:
         self._in_background(self._bury(worker, call))
 
     @staticmethod
-    def _never_began(worker: _Worker, call: _Call) -> bool:
+    def _never_began(worker: Worker, call: PendingCall) -> bool:
         # A worker marks each call it reads (see _child.serve); one whose
         # last mark is older than the call died before it read the call.
         _, began = worker.tracker.read()
         return began < call.sent_at
 
-    async def _bury(self, worker: _Worker, call: _Call | None) -> None:
-        exitcode = await self._reap(worker.process)
+    async def _bury(self, worker: Worker, call: PendingCall | None) -> None:
+        exitcode = await reap(worker.process)
         if not worker.ready and exitcode != -signal.SIGKILL:
             # It died of its own accord before it was ready: a failing
             # initializer, an import error, a script without a main guard. A
@@ -399,19 +350,19 @@ class SupervisedPool:
             return
         if call.timer is not None:
             call.timer.cancel()
-        position = _position(worker.tracker, call)
+        where = position(worker.tracker, call)
         if call.timed_out:
             error: Exception = ItemTimeoutError(
                 f"an item ran longer than its timeout of {call.timeout} s; "
                 f"its worker process {worker.process.pid} was killed",
                 timeout=call.timeout or 0.0,
-                position=position,
+                position=where,
             )
         else:
             error = WorkerDiedError(
-                f"worker process {worker.process.pid} {_death(exitcode)} while it ran a call",
+                f"worker process {worker.process.pid} {death(exitcode)} while it ran a call",
                 exitcode=exitcode,
-                position=position,
+                position=where,
             )
         call.future.set_exception(error)
 
@@ -456,54 +407,13 @@ class SupervisedPool:
             raise
 
     async def _spawn_one(self) -> None:
-        options = self._options
-        tracker = Tracker(options.context)
-        ours, theirs = socket.socketpair()
-        process = options.context.Process(  # type: ignore[attr-defined]
-            target=serve,
-            args=(theirs, os.getpid(), tracker, options.initializer, options.initargs),
-            kwargs={"measure_memory": options.max_memory is not None},
-            name="pipework-worker",
-        )
-        worker = _Worker(process, tracker)
-
-        def protocol() -> FrameProtocol:
-            return FrameProtocol(partial(self._on_frame, worker), partial(self._on_lost, worker))
-
-        # Shielded: a process that started must be registered, or it would
-        # outlive a start that was cancelled half-way.
-        with anyio.CancelScope(shield=True):
-            try:
-                # Starting a process waits on the fork server, or on a spawn.
-                await anyio.to_thread.run_sync(process.start)
-            except BaseException:
-                ours.close()  # no process: nobody else will close our end
-                raise
-            finally:
-                theirs.close()
-            try:
-                _, worker.protocol = await self._loop.connect_accepted_socket(protocol, ours)
-            except BaseException:
-                process.kill()
-                await anyio.to_thread.run_sync(process.join)
-                raise
+        worker = await start_worker(self._options, self._on_frame, self._on_lost)
         self._workers.add(worker)
         if self._closing:
-            process.kill()
+            worker.process.kill()
             return
         self._idle.append(worker)
         self._dispatch()
-
-    async def _reap(self, process: Any) -> int | None:
-        # The exit status arrives a moment after the socket closes; there is
-        # no portable way to be told, so look for it a few times.
-        deadline = time.monotonic() + _EXIT_GRACE
-        while process.exitcode is None and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.002)
-        if process.exitcode is None:
-            process.kill()
-            await anyio.to_thread.run_sync(process.join)
-        return process.exitcode  # type: ignore[no-any-return]
 
     def _in_background(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = self._loop.create_task(work)
@@ -521,30 +431,3 @@ def _unreadable(exc: BaseException) -> Exception:
     error = UnpicklableError(f"the reply of a worker could not be unpickled: {exc!r}")
     error.__cause__ = exc
     return error
-
-
-def _position(tracker: Tracker, call: _Call) -> int | None:
-    if not call.tracked:
-        return None
-    position, started = tracker.read()
-    return position if started >= call.sent_at and position >= 0 else None
-
-
-def _death(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "died"
-    if exitcode < 0:
-        try:
-            return f"was killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"was killed by signal {-exitcode}"
-    return f"exited with code {exitcode}"
-
-
-def _join_all(processes: list[Any]) -> None:
-    deadline = time.monotonic() + _EXIT_GRACE
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.exitcode is None:
-            process.kill()
-            process.join()

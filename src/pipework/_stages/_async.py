@@ -18,7 +18,8 @@ import anyio
 
 from .._channel import Channel, Sender
 from .._errors import ItemTimeoutError
-from .._model._specs import MapSpec, generator_kind
+from .._model._checks import generator_kind
+from .._model._specs import MapSpec
 from .._observe._report import StageStats
 from .._packet import Packet
 from .._tasks import USER_CLEANUP_GRACE, as_item_failure, call_user

@@ -1,4 +1,4 @@
-"""The worker trampoline, run in this process, and the operations it applies."""
+"""The worker trampoline (`_worker._trampoline`), run in this process, and the ops it applies."""
 
 from __future__ import annotations
 

@@ -1,0 +1,165 @@
+"""One worker process of a supervised pool: how it starts, how it is reaped, and its end told.
+
+`SupervisedPool` decides when workers start, retire and are replaced; this
+module does the part that touches the operating system, so that the pool's
+module reads as the policy it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing.context
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import anyio
+
+from .._worker._tracker import Tracker
+from ._child import serve
+from ._wire import FrameProtocol
+
+# How long a worker that was asked to exit gets before it is killed.
+EXIT_GRACE = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    """How to start and keep the workers of one pool."""
+
+    workers: int
+    context: multiprocessing.context.BaseContext
+    initializer: Callable[..., Any] | None = None
+    initargs: tuple[Any, ...] = ()
+    max_tasks: int | None = None
+    max_memory: int | None = None
+
+
+class PendingCall:
+    """A call to a worker, from when it is made until its future is resolved."""
+
+    __slots__ = (
+        "clock_from",
+        "frame",
+        "future",
+        "sent_at",
+        "timed_out",
+        "timeout",
+        "timer",
+        "tracked",
+    )
+
+    def __init__(
+        self, frame: bytes, future: asyncio.Future[Any], *, tracked: bool, timeout: float | None
+    ) -> None:
+        self.frame = frame
+        self.future = future
+        self.tracked = tracked
+        self.timeout = timeout
+        self.sent_at = 0.0  # when it went to its worker
+        self.clock_from = 0.0  # when its timeout began: once the worker was ready
+        self.timer: asyncio.TimerHandle | None = None
+        self.timed_out = False
+
+
+class Worker:
+    """One worker process, its socket, and the call it runs, if any."""
+
+    __slots__ = ("call", "calls_done", "process", "protocol", "ready", "retiring", "tracker")
+    protocol: FrameProtocol  # set once its socket is connected, before any call is sent
+
+    def __init__(self, process: Any, tracker: Tracker) -> None:
+        self.process = process
+        self.tracker = tracker
+        self.call: PendingCall | None = None
+        self.calls_done = 0
+        self.ready = False
+        self.retiring = False
+
+
+async def start_worker(
+    options: PoolOptions,
+    on_frame: Callable[[Worker, bytes | bytearray], None],
+    on_lost: Callable[[Worker], None],
+) -> Worker:
+    """Start one worker process, its socket read by the running loop; it says when it is ready."""
+    tracker = Tracker(options.context)
+    ours, theirs = socket.socketpair()
+    process = options.context.Process(  # type: ignore[attr-defined]
+        target=serve,
+        args=(theirs, os.getpid(), tracker, options.initializer, options.initargs),
+        kwargs={"measure_memory": options.max_memory is not None},
+        name="pipework-worker",
+    )
+    worker = Worker(process, tracker)
+
+    def protocol() -> FrameProtocol:
+        return FrameProtocol(partial(on_frame, worker), partial(on_lost, worker))
+
+    # Shielded: a process that started must reach the pool (which takes it
+    # with no await in between), or it would outlive a cancelled start.
+    with anyio.CancelScope(shield=True):
+        try:
+            # Starting a process waits on the fork server, or on a spawn.
+            await anyio.to_thread.run_sync(process.start)
+        except BaseException:
+            ours.close()  # no process: nobody else will close our end
+            raise
+        finally:
+            theirs.close()
+        try:
+            loop = asyncio.get_running_loop()
+            _, worker.protocol = await loop.connect_accepted_socket(protocol, ours)
+        except BaseException:
+            process.kill()
+            await anyio.to_thread.run_sync(process.join)
+            raise
+    return worker
+
+
+async def reap(process: Any) -> int | None:
+    """Wait for a process whose socket has closed to exit, killing it past the grace time."""
+    # The exit status arrives a moment after the socket closes; there is
+    # no portable way to be told, so look for it a few times.
+    deadline = time.monotonic() + EXIT_GRACE
+    while process.exitcode is None and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.002)
+    if process.exitcode is None:
+        process.kill()
+        await anyio.to_thread.run_sync(process.join)
+    return process.exitcode  # type: ignore[no-any-return]
+
+
+def position(tracker: Tracker, call: PendingCall) -> int | None:
+    """Where in its chunk a tracked call's worker was, if it had begun the call."""
+    if not call.tracked:
+        return None
+    position, started = tracker.read()
+    return position if started >= call.sent_at and position >= 0 else None
+
+
+def death(exitcode: int | None) -> str:
+    """Say how a process ended, for an error message: its signal, or its exit code."""
+    if exitcode is None:
+        return "died"
+    if exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
+def join_all(processes: list[Any]) -> None:
+    """Wait for every process to exit, together within the grace time, then kill the rest."""
+    deadline = time.monotonic() + EXIT_GRACE
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.exitcode is None:
+            process.kill()
+            process.join()
