@@ -217,6 +217,16 @@ def test_peak_is_the_most_items_held_at_once():
     ch.take_nowait()
     assert len(ch) == 0
     assert ch.peak == 4
+    assert ch.peak_bound == 10  # an item bound is the bound at every moment
+
+
+def test_the_bound_at_the_peak_of_a_channel_bounded_in_bytes_is_what_fit_then():
+    ch = Channel(AUTO_ITEMS, AUTO_BYTES)
+    ch.put_nowait(batch([bytes(MB // 4)] * 3))  # the first guess lets 16 in
+    assert (ch.peak, ch.peak_bound) == (3, 4)  # a MiB holds 4 of them, not 4,096
+    ch.take_nowait()
+    ch.put_nowait(batch([1, 2]))  # smaller items fit more, but the peak stays
+    assert (ch.peak, ch.peak_bound) == (3, 4)
 
 
 async def test_take_until_gathers_parts_as_they_come_up_to_the_number_wanted():

@@ -98,6 +98,7 @@ class Channel(Generic[T]):
         "_sizes",
         "capacity",
         "peak",
+        "peak_bound",
         "wants",
     )
 
@@ -107,6 +108,9 @@ class Channel(Generic[T]):
             raise ValueError(f"a channel holds at least one item, not {capacity}")
         self.capacity = capacity
         self.peak = 0
+        # What the channel held room for when it held its peak: for a channel
+        # bounded in bytes, the bound that mattered, not its item ceiling.
+        self.peak_bound = 0
         self._max_bytes = max_bytes
         self._sizes = SizeEstimate()
         # The most its reader takes at once, as the reader says; see AUTO_FLOOR.
@@ -166,6 +170,10 @@ class Channel(Generic[T]):
         """Put a packet that fits in the room available now, then measure it."""
         self._append(packet)
         self.measure(packet)
+        if self._size == self.peak:
+            # Measured after it went in (it fit the room it was given): the
+            # bound at this peak is what its size allows, or what it took.
+            self.peak_bound = max(self.peak, self.fits())
 
     async def put(self, packet: Packet[T]) -> None:
         """Put a packet, waiting for room; a packet larger than the room goes in parts.
@@ -191,7 +199,9 @@ class Channel(Generic[T]):
         if n:
             self._batches.append(packet)
             self._size += n
-            self.peak = max(self.peak, self._size)
+            if self._size > self.peak:
+                self.peak = self._size
+                self.peak_bound = self.fits()
             _wake(self._getters)
 
     def close(self) -> None:
@@ -310,6 +320,11 @@ class Tee(Generic[T]):
     def peak(self) -> int:
         """The most items any of the channels held."""
         return max(channel.peak for channel in self.channels)
+
+    @property
+    def peak_bound(self) -> int:
+        """The bound of the fullest channel when it was at its peak."""
+        return max(self.channels, key=lambda channel: channel.peak).peak_bound
 
     def room(self) -> int:
         """Return how many items fit in every channel now."""

@@ -79,7 +79,7 @@ async def _execute(
             items_out=s.items_out,
             items_failed=s.failed,
             busy_seconds=s.busy,
-            queue_capacity=max((out.capacity for out in outputs[node.id]), default=0),
+            queue_capacity=_bound(outputs[node.id]),
             queue_peak=max((out.peak for out in outputs[node.id]), default=0),
             items_retried=s.retried,
             # In source order, whatever order the items failed in.
@@ -128,6 +128,21 @@ def _wire(
             senders.append(Tee(channels, copied))
         outputs[node.id] = senders
     return inputs, outputs
+
+
+def _bound(outputs: list[Sender]) -> int:
+    """Return the bound of a stage's fullest output at its peak; 0 for a sink or a drain.
+
+    A channel bounded in bytes holds as many items as fit, so its item
+    ceiling (`AUTO_ITEMS`) would say nothing; what it held room for at its
+    peak tells whether it was full. An output nobody reads (a `Drain`) holds
+    nothing, and counts as none.
+    """
+    outputs = [out for out in outputs if not isinstance(out, Drain)]
+    if not outputs:
+        return 0
+    fullest = max(outputs, key=lambda out: out.peak)
+    return fullest.peak_bound if fullest.peak else fullest.fits()
 
 
 def _ports(spec: StageSpec) -> int:

@@ -69,7 +69,8 @@ class StageReport:
     :ivar busy_seconds: time spent in the stage's work, summed over its
         concurrent workers or calls; divide by ``wall_seconds`` times the
         workers to get utilisation
-    :ivar queue_capacity: the bound of its output channel (0 for a sink)
+    :ivar queue_capacity: the bound of its output channel when it held the most: for a
+        channel bounded in bytes, what fit then (0 for a sink, or an output nobody reads)
     :ivar queue_peak: the most items its output channel held at once
     :ivar failures: the items it skipped, each with its error, by index in the
         source (the first 1,000 to fail)
