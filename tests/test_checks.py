@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from pipework import Pipeline
 from pipework._model._checks import (
     batching,
     callable_name,
@@ -511,3 +512,39 @@ class Nameless:
 )
 def test_callable_name_names_a_stage_after_its_function(fn, name):
     assert callable_name(fn) == name
+
+
+class Job:
+    """A class whose instances are async callables: the class itself is not one."""
+
+    def __init__(self, x):
+        self.x = x
+
+    async def __call__(self):
+        return self.x
+
+
+class Rows:
+    """A class whose instances are generator functions: calling the class makes an instance."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __call__(self):
+        yield self.x
+
+
+def test_a_class_is_judged_by_what_calling_it_makes_not_by_its_instances_call():
+    assert not is_async_callable(Job)
+    assert is_async_callable(Job(1))
+    assert generator_kind(Rows) is None
+    assert generator_kind(Rows(1)) == "generator"
+    assert not is_async_callable(functools.partial(Job))
+
+
+async def test_a_class_as_a_stage_function_builds_an_instance_per_item():
+    made = [x async for x in Pipeline([1, 2]).map(Rows).map(lambda rows: list(rows()))]
+    assert made == [[1], [2]]
+    jobs = [x async for x in Pipeline([3]).map(Job)]
+    assert [type(job) for job in jobs] == [Job]
+    assert await jobs[0]() == 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import pickle
 
 import pytest
 
@@ -380,3 +381,10 @@ async def test_end_with_an_error_fails_every_future_left_with_it():
     assert len(ledger) == 0
     ledger.end(None)  # nothing left: a second end changes nothing
     assert left.exception() is closed
+
+
+def test_a_filtered_out_error_travels_by_pickle_with_its_fields():
+    # An app may hand it to another process (a worker, a queue) as any error.
+    error = pickle.loads(pickle.dumps(FilteredOutError(3, "#2 'x' (inline filter)")))
+    assert (error.index, error.stage) == (3, "#2 'x' (inline filter)")
+    assert str(error) == "item 3 was filtered out by stage #2 'x' (inline filter)"

@@ -22,6 +22,8 @@ def is_async_callable(fn: object) -> bool:
     """Whether calling ``fn`` returns a coroutine: an async def function, partial or object."""
     while isinstance(fn, functools.partial):
         fn = fn.func
+    if isinstance(fn, type):
+        return False  # calling a class makes an instance, whatever its __call__ does
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async def
     )
@@ -31,6 +33,8 @@ def generator_kind(fn: object) -> Literal["generator", "async generator"] | None
     """Whether calling ``fn`` makes a generator or an async generator, rather than a result."""
     while isinstance(fn, functools.partial):
         fn = fn.func
+    if isinstance(fn, type):
+        return None  # a class makes an instance, as in is_async_callable
     for candidate in (fn, getattr(fn, "__call__", None)):  # noqa: B004 - as in is_async_callable
         if inspect.isasyncgenfunction(candidate):
             return "async generator"

@@ -53,6 +53,10 @@ class FilteredOutError(PipeworkError):
         self.index = index
         self.stage = stage
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by the fields ``__init__`` takes, not by the message alone."""
+        return type(self), (self.index, self.stage)
+
 
 class Intake:
     """The items admitted and not yet taken by the source, in admission order."""
