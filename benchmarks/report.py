@@ -14,7 +14,16 @@ from typing import Any
 
 from .probe import NotAvailable
 
-PEERS = ("joblib", "mpire", "pypeln", "aiomultiprocess", "numpy", "aiohttp", "matplotlib")
+PEERS = (
+    "joblib",
+    "mpire",
+    "pypeln",
+    "aiomultiprocess",
+    "numpy",
+    "aiohttp",
+    "matplotlib",
+    "distributed",
+)
 
 
 @dataclass

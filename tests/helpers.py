@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import subprocess
 import sys
 import textwrap
@@ -55,3 +56,15 @@ def run_script(
         timeout=timeout,
         check=False,
     )
+
+
+def my_segments():
+    """The shared-memory segments of this process's runs, by name.
+
+    A stage's key starts with the pid of the parent that made it, so another
+    run on the same machine (another suite, a benchmark) is not counted.
+    """
+    from pipework._worker import _buffers as buffers
+
+    mine = f"pipework-{os.getpid()}-"
+    return sorted(p.name for p in buffers.SHM_DIR.iterdir() if p.name.startswith(mine))

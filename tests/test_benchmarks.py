@@ -17,7 +17,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 STDLIB = frozenset({"pipework", "run_in_executor", "executor_map", "pool_imap"})
-LAZY = ("joblib", "mpire", "pypeln", "aiomultiprocess", "numpy", "matplotlib")
+LAZY = (
+    "joblib",
+    "mpire",
+    "pypeln",
+    "aiomultiprocess",
+    "numpy",
+    "matplotlib",
+    "distributed",
+    "dask",
+)
 
 
 @pytest.fixture
@@ -320,3 +329,24 @@ def test_pull_ahead_target_is_missed_above_a_bound(bench):
     )
     assert over.measured.endswith("; 1 not measured")
     assert pull_ahead._target({"pipework_async": NotAvailable("x")}).met is None
+
+
+def test_engines_targets_follow_the_measured_figures(bench):
+    from benchmarks.probe import NotAvailable
+    from benchmarks.workloads import engines
+
+    def calls(n, seconds, batch=1_000):
+        return [{"n": n, "seconds": seconds, "startup": 0.01, "batch": batch}]
+
+    found = {
+        "pipework_dask": calls(6_000, 3.2),  # 1,875/s
+        "dask_map": calls(6_000, 6.0),  # 1,000/s
+        "dask_batched": calls(6_000, 3.0),  # 2,000/s
+    }
+    speed, batched, share = engines._targets(engines.DASK, found, capacity=2_000.0)
+    assert (speed.met, batched.met, share.met) == (True, False, True)
+    assert speed.measured == "1.88x (1,875 vs 1,000 items/s)"
+    assert batched.measure.startswith("pipework on Dask vs Dask client.map over chunks of 1,000")
+    assert share.measured == "94% (1,875 of 2,000 items/s)"
+    found["pipework_dask"] = NotAvailable("timed out")
+    assert [t.met for t in engines._targets(engines.DASK, found, capacity=2_000.0)] == [None] * 3

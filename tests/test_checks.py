@@ -267,8 +267,8 @@ def test_an_on_of_another_type_is_a_type_error_naming_the_type(on, type_name):
     with pytest.raises(TypeError) as caught:
         mode_of(plain, on, WHERE)
     assert str(caught.value) == (
-        f"{WHERE}: on= must be 'thread', 'process' or a concurrent.futures.Executor, "
-        f"not {type_name}"
+        f"{WHERE}: on= must be 'thread', 'process', a concurrent.futures.Executor or a "
+        f"backend such as pipework.dask(client), not {type_name}"
     )
 
 

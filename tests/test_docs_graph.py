@@ -25,6 +25,7 @@ TIMEOUT = 60  # seconds per snippet; each takes under a second on two cores
 # The sections to run, by page, each by its `## ` heading.
 SECTIONS: dict[str, list[str]] = {
     "concepts.md": ["The graph: fan-out, zip, merge, partition"],
+    "scale-out.md": ["Another engine: the `Backend` seam"],
     "cookbook.md": [
         "Compute two features per record and join them",
         "Save to two places in one run",

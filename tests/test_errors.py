@@ -468,3 +468,39 @@ async def test_after_a_process_failure_no_worker_is_alive():
     assert pids
     assert os.getpid() not in pids
     assert not [pid for pid in pids if alive(pid)]
+
+
+class SharedStateError(Exception):
+    """Copied the way tblib's reducer (installed by distributed) copies: one __dict__ for both."""
+
+
+def _rebuild_sharing(args, state):
+    clone = SharedStateError(*args)
+    clone.__dict__ = state  # the very dict of the original
+    return clone
+
+
+def _reduce_sharing(exc):
+    return _rebuild_sharing, (exc.args, exc.__dict__)
+
+
+def test_one_exception_for_two_items_keeps_each_items_note_under_a_sharing_reducer():
+    import copyreg
+
+    from pipework._errors import annotate
+
+    copyreg.pickle(SharedStateError, _reduce_sharing)
+    try:
+        shared = SharedStateError("one for all")
+        first = annotate(shared, "#1 's' (inline map)", 0, "a")
+        second = annotate(shared, "#1 's' (inline map)", 1, "b")
+    finally:
+        del copyreg.dispatch_table[SharedStateError]
+    assert first is shared
+    assert second is not shared
+    assert [n for n in first.__notes__ if "on item" in n] == [
+        "pipework: in stage #1 's' (inline map), on item 0: 'a'"
+    ]
+    assert [n for n in second.__notes__ if "on item" in n] == [
+        "pipework: in stage #1 's' (inline map), on item 1: 'b'"
+    ]

@@ -39,6 +39,13 @@ EXPECTED: dict[str, list[str]] = {
         r"#2 score\s+process map\s+200\s+200\s+0",
         r"#3 keep\s+sink\s+200\s+200\s+0",
     ],
+    "on_dask.py": [
+        r"scored 200 records on 2 Dask workers",
+        # The same scores as fetch_then_compute.py, computed on the cluster.
+        re.escape("primes in records 0-4: [18, 18, 15, 8, 19]"),
+        r"total primes: 3066",
+        r"#2 score\s+dask map\s+200\s+200\s+0",
+    ],
     "http_fetch.py": [
         r"fetched 200 records; sum of values 599",
         # aiohttp resends a GET once on a dropped connection; versions differ in when.

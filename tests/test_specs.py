@@ -133,7 +133,7 @@ BAD = [
     ("on='gpu'", lambda: p().map(double, on="gpu"), ValueError,
      r"on= must be 'thread', 'process' or an Executor, not 'gpu'"),
     ("on=42", lambda: p().map(double, on=42), TypeError,
-     r"on= must be .*concurrent\.futures\.Executor, not int"),
+     r"on= must be .*concurrent\.futures\.Executor or a backend .*, not int"),
     ("async fn on='process'", lambda: p().map(fetch, on="process"), TypeError,
      r"async def function runs on the event loop; on='process' is for sync"),
     ("async fn on='thread'", lambda: p().filter(fetch, on="thread"), TypeError,

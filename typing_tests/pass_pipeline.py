@@ -67,6 +67,11 @@ async def builder_types() -> None:
     assert_type(ints.map(show), Pipeline[str])
     assert_type(ints.map(show, on="process", workers=2, chunksize=8), Pipeline[str])
     assert_type(ints.map(show, on="thread", max_in_flight=64), Pipeline[str])
+    cluster: object = None  # a distributed.Client: pipework.dask takes it untyped
+    assert_type(ints.map(show, on=pipework.dask(cluster)), Pipeline[str])
+    assert_type(ints.filter(bool, on=pipework.dask(cluster), workers=4), Pipeline[int])
+    on_cluster: pipework.Backend = pipework.dask(cluster)
+    assert_type(ints.map(lookup, setup=load_table, on=on_cluster), Pipeline[float])
     assert_type(ints.map(lambda x: x * 1.5), Pipeline[float])
     assert_type(ints.map(fetch), Pipeline[bytes])
     assert_type(ints.map(fetch, concurrency=4, ordered=False), Pipeline[bytes])

@@ -3,7 +3,8 @@
 (a) to (f) are the workloads of issue 3; (g) kills workers while a stage runs (issue 4);
 (h) runs the demo under load, batched and not (the main job); (i) holds large items
 (issue 12); (j) fans each item out to a process stage and a thread stage and joins them;
-(k) counts how far each contender reads its source ahead of a slow consumer.
+(k) counts how far each contender reads its source ahead of a slow consumer; (l) runs
+pipework's process stages on a cluster engine (Dask) against the engine's own idioms.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..session import Session
 from . import (
     arrays,
     chaos,
+    engines,
     fan_out,
     large_items,
     latency,
@@ -38,4 +40,5 @@ WORKLOADS: dict[str, Callable[[Session], Section]] = {
     "i": large_items.run,
     "j": fan_out.run,
     "k": pull_ahead.run,
+    "l": engines.run,
 }

@@ -23,6 +23,11 @@ from ._errors import UnpicklableError as UnpicklableError
 from ._errors import WorkerDiedError as WorkerDiedError
 from ._errors import WorkerStartError as WorkerStartError
 from ._executors import ProcessPool as ProcessPool
+from ._executors._backend import Abilities as Abilities
+from ._executors._backend import Backend as Backend
+from ._executors._backend import StagePlan as StagePlan
+from ._executors._backend import Workers as Workers
+from ._executors._dask import dask as dask
 from ._loop import run_main as run_main
 from ._map import map as map  # noqa: A004 - pipework.map is the name users expect
 from ._model._options import Retry as Retry
@@ -38,10 +43,13 @@ from ._service import ServiceBusyError as ServiceBusyError
 from ._service import ServiceClosedError as ServiceClosedError
 from ._shutdown import stop_on_signals as stop_on_signals
 from ._stream import Stream as Stream
+from ._worker._remote import work as work
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Abilities",
+    "Backend",
     "Failure",
     "FilteredOutError",
     "ItemCancelledError",
@@ -59,15 +67,19 @@ __all__ = [
     "Service",
     "ServiceBusyError",
     "ServiceClosedError",
+    "StagePlan",
     "StageReport",
     "Stream",
     "UnpicklableError",
     "WorkerDiedError",
     "WorkerStartError",
+    "Workers",
+    "dask",
     "map",
     "merge",
     "run_all",
     "run_main",
     "stop_on_signals",
+    "work",
     "zip",
 ]

@@ -311,6 +311,9 @@ def _copy_for_another(exc: BaseException) -> BaseException:
         return exc
     if type(clone) is not type(exc):
         return exc
+    # A dict of its own: a reducer such as tblib's (which distributed
+    # installs) hands copy.copy the original's __dict__ itself.
+    clone.__dict__ = dict(exc.__dict__)
     clone.__notes__ = [  # a list of its own: copy.copy shares the original's
         n for n in getattr(exc, "__notes__", ()) if not n.startswith(_ITEM_NOTE)
     ]

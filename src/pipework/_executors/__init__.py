@@ -1,7 +1,9 @@
-"""Backends that run a stage's chunks: the pools pipework starts, or an executor the user passes.
+"""Where a stage's chunks run: the pools pipework starts, a user's executor, or an engine.
 
-Stages see only the `Backend` protocol, so that a distributed engine can
-later serve process stages without a special case in any stage.
+Stages see only the `Backend` protocol of `_base` (capacity, what the
+workers can do, run a chunk, close), so no stage has a case for any of them.
+Engines such as Dask plug in through the public seam of `_backend`, driven by
+`_remote.RemoteRunner`.
 """
 
 from ._base import Backend as Backend

@@ -35,6 +35,16 @@ class Backend(Protocol):
         """
         ...
 
+    @property
+    def chunk_time(self) -> float | None:
+        """The seconds of work a chunk should hold, or ``None`` for pipework's default."""
+        ...
+
+    @property
+    def reruns_lost_work(self) -> bool:
+        """Whether a lost chunk was already run again by the engine, so its loss is final."""
+        ...
+
     async def run_chunk(
         self, op: Op, items: list[Any], *, tracked: bool = False, item_timeout: float | None = None
     ) -> Outcome:

@@ -26,6 +26,8 @@ class ProcessBackend:
 
     supervised = True
     remote = True
+    chunk_time: float | None = None
+    reruns_lost_work = False
 
     def __init__(self, pool: SupervisedPool, *, key: str, payload: bytes) -> None:
         """Drive ``pool``, whose workers were started with the stage under ``key``."""

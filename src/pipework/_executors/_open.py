@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Literal
 
 from .._worker import _buffers as buffers
 from .._worker._payload import pickle_payload
 from .._worker._trampoline import preload
+from ._backend import Backend as Engine
+from ._backend import StagePlan
 from ._base import Backend
+from ._facade import ProcessPool
 from ._local import ProcessBackend
 from ._pool import ExecutorBackend
 from ._processes import default_workers, stage_pool_options
+from ._remote import RemoteRunner
 
 
 async def open_backend(
-    on: Literal["thread", "process"] | Executor,
+    on: Literal["thread", "process"] | Executor | Engine,
     *,
     fn: Any,
     setup: Any,
@@ -30,6 +34,11 @@ async def open_backend(
     pickled here, before any item is taken from the input.
     """
     key = buffers.new_key()
+    if isinstance(on, Engine):
+        # An engine's workers may be on other hosts: no shared memory, and
+        # the payload pickled at build time goes to the cluster once.
+        plan = StagePlan(stage, key, payload or pickle_payload(fn, setup, stage), workers)
+        return RemoteRunner(await on.open(plan), plan)
     buffers.sweep_orphans()  # segments of an earlier parent that was killed
     if on == "process":
         count = workers or default_workers()
@@ -54,4 +63,24 @@ async def open_backend(
             on, owned=False, remote=False, capacity=count, key=key, payload=(fn, setup)
         )
     pickled = payload if payload is not None else pickle_payload(fn, setup, stage)
-    return ExecutorBackend(on, owned=False, remote=True, capacity=count, key=key, payload=pickled)
+    return ExecutorBackend(
+        on,
+        owned=False,
+        remote=True,
+        capacity=count,
+        key=key,
+        payload=pickled,
+        share_memory=_on_this_host(on),
+    )
+
+
+def _on_this_host(executor: Executor) -> bool:
+    """Whether an executor's workers are processes of this host, which share its memory.
+
+    Known local pools only: the standard library's, pipework's, and loky's
+    (joblib's); any other may send work to other hosts (Dask's
+    ``ClientExecutor``), where a shared-memory segment of this host is not found.
+    """
+    if isinstance(executor, ProcessPoolExecutor | ProcessPool):
+        return True
+    return type(executor).__module__.split(".")[0] in ("loky", "joblib")

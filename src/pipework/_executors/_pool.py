@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from functools import partial
 from typing import Any
 
@@ -27,6 +27,8 @@ class ExecutorBackend:
     """Runs a stage's chunks on a `concurrent.futures.Executor`."""
 
     supervised = False
+    chunk_time: float | None = None
+    reruns_lost_work = False
 
     def __init__(
         self,
@@ -37,16 +39,23 @@ class ExecutorBackend:
         capacity: int,
         key: str,
         payload: Payload,
+        share_memory: bool = False,
     ) -> None:
-        """Wrap ``executor``; ``owned`` means this backend shuts it down."""
+        """Wrap ``executor``; ``owned`` means this backend shuts it down.
+
+        ``share_memory`` says its workers are processes of this host, so
+        large buffers may go through shared memory; any other remote
+        executor (a cluster's, say) gets everything in band.
+        """
         self._executor = executor
         self._owned = owned
         self._remote = remote
+        self._shares = remote and share_memory
         self._capacity = capacity
         self._key = key
         self._payload = payload
         self._prefix = buffers.prefix_for(key)
-        self._courier = Courier(self._prefix)
+        self._courier = Courier(self._prefix if self._shares else None)
 
     @property
     def capacity(self) -> int:
@@ -115,9 +124,18 @@ class ExecutorBackend:
     async def _call(
         self, payload: Payload | None, op: Op, items: Any, began: Callable[[], object] | None
     ) -> Any:
-        loop = asyncio.get_running_loop()
-        call = partial(run_chunk, self._key, payload, op, items, began=began)
-        return await loop.run_in_executor(self._executor, call)
+        call = partial(
+            run_chunk, self._key, payload, op, items, began=began, share_memory=self._shares
+        )
+        future = self._executor.submit(call)
+        try:
+            return await asyncio.wrap_future(future)
+        except BaseException:
+            if self._shares:
+                # Given up on (a timeout, a cancelled run), the call may still
+                # finish, and its results' segments then have no reader.
+                future.add_done_callback(_drop_segments)
+            raise
 
     async def aclose(self, *, aborted: bool) -> None:
         """Shut down a thread pool this backend started; leave a user's executor open.
@@ -134,6 +152,14 @@ class ExecutorBackend:
                 else:
                     await anyio.to_thread.run_sync(partial(self._executor.shutdown, wait=True))
             buffers.sweep(self._prefix)
+
+
+def _drop_segments(future: Future[Any]) -> None:
+    if future.cancelled() or future.exception() is not None:
+        return
+    packed = future.result()
+    if packed is not None:
+        buffers.unlink(buffers.segments_of(packed))
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

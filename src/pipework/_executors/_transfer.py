@@ -20,8 +20,8 @@ class Courier:
     once its outcome is unpacked, however the call ends.
     """
 
-    def __init__(self, prefix: str) -> None:
-        """Name this stage's segments under ``prefix``."""
+    def __init__(self, prefix: str | None) -> None:
+        """Name this stage's segments under ``prefix``; with ``None``, all goes in band."""
         self._prefix = prefix
         # Whether the last chunk held large buffers: a hint that the next one
         # will too, and is worth packing in a thread.

@@ -101,25 +101,53 @@ async def start_worker(
     def protocol() -> FrameProtocol:
         return FrameProtocol(partial(on_frame, worker), partial(on_lost, worker))
 
-    # Shielded: a process that started must reach the pool (which takes it
-    # with no await in between), or it would outlive a cancelled start.
-    with anyio.CancelScope(shield=True):
-        try:
-            # Starting a process waits on the fork server, or on a spawn.
-            await anyio.to_thread.run_sync(process.start)
-        except BaseException:
-            ours.close()  # no process: nobody else will close our end
-            raise
-        finally:
-            theirs.close()
-        try:
-            loop = asyncio.get_running_loop()
-            _, worker.protocol = await loop.connect_accepted_socket(protocol, ours)
-        except BaseException:
-            process.kill()
-            await anyio.to_thread.run_sync(process.join)
-            raise
+    # A start cannot be taken back, so it runs to its end even when this task
+    # is cancelled (asyncio's own cancel goes through anyio's shield); then a
+    # cancelled start stops the process it made, and nothing outlives it.
+    starting = asyncio.ensure_future(anyio.to_thread.run_sync(process.start))
+    cancelled = await _wait_out(starting)
+    theirs.close()
+    if cancelled:
+        ours.close()
+        if starting.exception() is None:
+            _stop(process)
+        raise asyncio.CancelledError
+    try:
+        await starting  # done: it returns at once, or raises the start's error
+    except BaseException:
+        ours.close()  # no process: nobody else will close our end
+        # The future holds the error, whose traceback holds this frame: let go
+        # of it, so the failed process and its pipes are freed with the error.
+        del starting
+        raise
+    try:
+        loop = asyncio.get_running_loop()
+        _, worker.protocol = await loop.connect_accepted_socket(protocol, ours)
+    except BaseException:
+        _stop(process)
+        raise
     return worker
+
+
+async def _wait_out(future: asyncio.Future[Any]) -> bool:
+    """Wait until ``future`` is done, through any cancellation; return whether one came."""
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception:  # noqa: BLE001 - the caller reads the future's exception
+            break
+    return cancelled
+
+
+def _stop(process: Any) -> None:
+    # SIGKILL, then a join that takes a few milliseconds: done here, on the
+    # loop, since a cancelled task may not wait on a thread again.
+    process.kill()
+    process.join()
+    process.close()
 
 
 async def reap(process: Any) -> int | None:

@@ -12,9 +12,11 @@ import math
 from concurrent.futures import Executor
 from typing import Any, Literal
 
+from .._executors._backend import Backend
+from .._executors._dask import is_dask_client
 from .._worker._ops import Op
 
-Mode = Literal["inline", "async", "thread", "process", "executor"]
+Mode = Literal["inline", "async", "thread", "process", "executor", "backend"]
 """Where a stage's function runs, decided from the function and ``on=``."""
 
 
@@ -144,9 +146,11 @@ def mode_of(fn: object, on: object, where: str) -> Mode:
         if on in ("thread", "process"):
             return on  # type: ignore[return-value]  # narrowed by the test above
         raise ValueError(f"{where}: on= must be 'thread', 'process' or an Executor, not {on!r}")
+    if isinstance(on, Backend) or is_dask_client(on):
+        return "backend"
     raise TypeError(
-        f"{where}: on= must be 'thread', 'process' or a concurrent.futures.Executor, "
-        f"not {type(on).__qualname__}"
+        f"{where}: on= must be 'thread', 'process', a concurrent.futures.Executor or a "
+        f"backend such as pipework.dask(client), not {type(on).__qualname__}"
     )
 
 

@@ -17,11 +17,13 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict
 
+from .._executors._backend import Backend
+
 if TYPE_CHECKING:
     from .._observe._report import Failure
 
-On: TypeAlias = Literal["thread", "process"] | Executor | None
-"""Where a stage's function runs: ``None`` for its own kind's default."""
+On: TypeAlias = Literal["thread", "process"] | Executor | Backend | None
+"""Where a stage's function runs: ``None`` for its own kind's default; a `Backend` is an engine."""
 
 ErrorHandler: TypeAlias = Literal["raise", "skip"] | Callable[["Failure"], Any]
 

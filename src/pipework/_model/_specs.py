@@ -12,6 +12,8 @@ from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
 
+from .._executors._backend import Backend
+from .._executors._dask import dask, is_dask_client
 from .._worker._ops import Op
 from .._worker._payload import pickle_payload
 from ._checks import (
@@ -80,6 +82,8 @@ class MapSpec:
     @property
     def kind(self) -> str:
         """Describe the stage for reports and errors, such as ``process map``."""
+        if isinstance(self.on, Backend):
+            return f"{self.on.name} {self.op}"
         return f"{self.mode} {self.op}"
 
 
@@ -225,6 +229,8 @@ def map_spec(
     if not isinstance(ordered, bool):
         raise TypeError(f"{where}: ordered= must be True or False, not {ordered!r}")
     mode = mode_of(fn, on, where)
+    if is_dask_client(on):
+        on = dask(on)
     check_fit(
         mode,
         where,
@@ -263,7 +269,7 @@ def map_spec(
             chunk_time=chunk_time,
         ),
     )
-    if mode == "process":
+    if mode in ("process", "backend"):
         payload = pickle_payload(spec.fn, spec.setup, label(index, spec))
         spec = replace(spec, payload=payload)
     return spec

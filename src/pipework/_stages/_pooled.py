@@ -10,7 +10,9 @@ which the stage's policy then settles (`_common.run_with_policy`):
   sent again. A death in an untracked chunk is not pinned on any item; the
   chunk is sent again, tracked, and the next death is pinned on the item
   that was running. An item pinned ``MAX_DEATHS`` times fails with
-  `WorkerDiedError`; the items before and after it go on.
+  `WorkerDiedError`; the items before and after it go on. A backend that
+  cannot track (an engine) has its lost chunks halved instead, and an
+  engine that reruns lost work itself fails the item at its first loss.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ async def _run_chunks(
     one_at_a_time = spec.timeout is not None and not backend.supervised and spec.op != "map_batches"
     sizer = ChunkSizer(
         1 if one_at_a_time else spec.max_size or spec.chunksize,
-        target=spec.chunk_time or DEFAULT_TARGET,
+        target=spec.chunk_time or backend.chunk_time or DEFAULT_TARGET,
     )
     chunks = _Chunks(spec, label, backend, sizer, stats)
     policy = policy_of(spec, label, stats)
@@ -92,7 +94,10 @@ async def _run_chunks(
     # travels back; the reorder window doubles that when output is ordered.
     # A batch function gets one batch per worker: a second would only wait
     # in the worker's queue for a whole call, when it could be filling.
-    running = (1 if spec.op == "map_batches" else 2) * backend.capacity
+    # A timeout that a worker cannot start counting when the item starts
+    # counts from when the chunk is sent: then no chunk may wait for a worker.
+    queued = one_at_a_time and backend.remote
+    running = (1 if spec.op == "map_batches" or queued else 2) * backend.capacity
     window = Window(
         inp,
         out,
@@ -163,11 +168,21 @@ class _Chunks:
         if remote_traceback is not None:
             error.__cause__ = RemoteTraceback(remote_traceback)
         if position < 0:
-            self._stats.failed += 1
-            error.add_note(f"pipework: in the setup of stage {self._label}, in a worker")
-            raise error
+            raise self._setup_failed(error)
         assert isinstance(error, Exception)  # noqa: S101 - apply() catches only Exception
         return results, (position, error)
+
+    def _setup_failed(self, error: BaseException) -> BaseException:
+        """Count and annotate a failure of the stage's setup, which fails the stage."""
+        self._stats.failed += 1
+        error.add_note(f"pipework: in the setup of stage {self._label}, in a worker")
+        if isinstance(error, ModuleNotFoundError) and self._backend.remote:
+            error.add_note(
+                f"pipework: the workers cannot import {error.name!r}, which the stage's "
+                "function or setup needs: install it where they run, or send it with "
+                "cloudpickle.register_pickle_by_value(module)"
+            )
+        return error
 
     async def _lost(
         self, packet: Packet[Any], lost: WorkerDiedError | ItemTimeoutError, *, tracked: bool
@@ -180,17 +195,24 @@ class _Chunks:
         if position is None:
             if len(packet) == 1:
                 position = 0
-            elif not tracked:
+            elif not tracked and self._backend.supervised:
                 return await self.attempt(packet, tracked=True)  # to learn which item it is
-            else:  # it died between items: halve the chunk until it is pinned
+            else:  # it died between items, or cannot say: halve the chunk until it is pinned
                 return await self._halves(packet)
         if isinstance(lost, ItemTimeoutError):
             return await self._before(packet, position, lost)
-        deaths = self._one_more_death(packet.index[position])
+        # An engine that reran the chunk itself has seen its workers die already.
+        deaths = (
+            self._one_more_death(packet.index[position])
+            if not self._backend.reruns_lost_work
+            else MAX_DEATHS
+        )
         if deaths < MAX_DEATHS:
             return await self._resume(packet, position)
         error = WorkerDiedError(
-            f"the item killed {deaths} worker processes in a row; the last {lost}",
+            f"the item killed {deaths} worker processes in a row; the last {lost}"
+            if not self._backend.reruns_lost_work
+            else f"the item alone, run again by the engine, {lost}",
             exitcode=lost.exitcode,
         )
         return await self._before(packet, position, error)
@@ -201,7 +223,7 @@ class _Chunks:
         """Send a batch function's lost call again, whole, up to the same bound of deaths."""
         if isinstance(lost, ItemTimeoutError):
             return [], (0, lost)
-        if self._one_more_death(packet.index[0]) >= MAX_DEATHS:
+        if self._backend.reruns_lost_work or self._one_more_death(packet.index[0]) >= MAX_DEATHS:
             return [], (0, lost)
         step = await self.attempt(packet)
         if step[1] is None:

@@ -34,7 +34,19 @@ from ._ops import Op, apply, refuse_awaitables
 if TYPE_CHECKING:
     from ._tracker import Tracker
 
-__all__ = ["Failure", "Outcome", "Payload", "portable", "preload", "run_chunk", "warm"]
+__all__ = [
+    "Failure",
+    "Outcome",
+    "Payload",
+    "failure",
+    "load",
+    "portable",
+    "preload",
+    "run_chunk",
+    "run_items",
+    "send_back",
+    "warm",
+]
 
 # The function and the setup callable: pickled bytes when they go to another
 # process, the objects themselves for a thread pool.
@@ -105,6 +117,7 @@ def run_chunk(
     *,
     tracker: Tracker | None = None,
     began: Callable[[], object] | None = None,
+    share_memory: bool = True,
 ) -> Outcome | serial.Packed | None:
     """Run one chunk of a stage in this worker.
 
@@ -113,7 +126,9 @@ def run_chunk(
     a thread they are the list itself. A ``tracker`` is told as each item
     starts, so the parent can tell which item hung or killed the worker.
     ``began`` is called once the stage is installed (its setup done) and the
-    items are about to run: a timeout counts from there.
+    items are about to run: a timeout counts from there. Without
+    ``share_memory`` (an executor whose workers may be on other hosts), every
+    buffer of the outcome goes back in band.
 
     :returns: the outcome, or ``None`` if this worker needs the payload first
     """
@@ -129,31 +144,33 @@ def run_chunk(
     if began is not None:
         began()
     if isinstance(installed, Exception):
-        outcome: Outcome = [], 0.0, _failure(-1, installed, remote=remote)
+        outcome: Outcome = [], 0.0, failure(-1, installed, remote=remote)
     else:
-        outcome = _run_items(installed, op, items, tracker)
+        if tracker is not None:
+            tracker.begin(-1)  # a death while unpacking is no item's fault
+        # The sender removes these segments once the chunk is done. Tracked, so
+        # that a result lying in one goes back as a reference, not a copy.
+        values: list[Any] = (
+            serial.unpack(items, unlink=False, track=True) if isinstance(items, tuple) else items
+        )
+        outcome = run_items(installed, op, values, tracker, remote=remote)
     if not remote:
         return outcome
     try:
-        return _send_back(outcome, buffers.prefix_for(key))
+        return send_back(outcome, buffers.prefix_for(key) if share_memory else None)
     finally:
         buffers.forget_inbound()
 
 
-def _run_items(
+def run_items(
     call: Callable[[Any], Any],
     op: Op,
-    items: list[Any] | serial.Packed,
-    tracker: Tracker | None,
+    values: list[Any],
+    tracker: Tracker | None = None,
+    *,
+    remote: bool,
 ) -> Outcome:
-    remote = isinstance(items, tuple)
-    # The sender removes these segments once the chunk is done. Tracked, so
-    # that a result lying in one goes back as a reference, not a copy.
-    if tracker is not None:
-        tracker.begin(-1)
-    values: list[Any] = (
-        serial.unpack(items, unlink=False, track=True) if isinstance(items, tuple) else items
-    )
+    """Apply a loaded stage to a chunk's values; a ``remote`` failure carries its traceback."""
     start = perf_counter()
     results, failed = apply(
         call if tracker is None else _tracked(call, tracker), op, values, in_worker=True
@@ -167,7 +184,7 @@ def _run_items(
         return results, elapsed, None
     # The results before the failure are kept: a policy that skips or
     # retries the item needs them, and they are not computed twice.
-    return results, elapsed, _failure(*failed, remote=remote)
+    return results, elapsed, failure(*failed, remote=remote)
 
 
 def _tracked(call: Callable[[Any], Any], tracker: Tracker) -> Callable[[Any], Any]:
@@ -183,6 +200,17 @@ def _tracked(call: Callable[[Any], Any], tracker: Tracker) -> Callable[[Any], An
 
 
 def _install(key: str, payload: Payload) -> Callable[[Any], Any] | Exception:
+    call = load(payload)
+    if isinstance(call, Exception):
+        return call
+    _local.installed[key] = call
+    if len(_local.installed) > _MAX_STAGES:
+        _local.installed.popitem(last=False)
+    return call
+
+
+def load(payload: Payload) -> Callable[[Any], Any] | Exception:
+    """Unpickle a stage and run its setup: the call to apply, or the exception setup raised."""
     try:
         fn, setup = pickle.loads(payload) if isinstance(payload, bytes) else payload
         call = fn if setup is None else partial(fn, setup())
@@ -192,25 +220,27 @@ def _install(key: str, payload: Payload) -> Callable[[Any], Any] | Exception:
         if not is_cancellation(exc):
             raise
         return cancelled_by_code(exc, "setup")
-    _local.installed[key] = call
-    if len(_local.installed) > _MAX_STAGES:
-        _local.installed.popitem(last=False)
     return call
 
 
-def _failure(position: int, exc: Exception, *, remote: bool) -> Failure:
+def failure(position: int, exc: Exception, *, remote: bool) -> Failure:
+    """Record where a chunk failed; from a remote worker, portable and with its traceback."""
     if not remote:
         return position, exc, None
     return position, portable(exc), "".join(traceback.format_exception(exc))
 
 
-def _send_back(outcome: Outcome, prefix: str) -> serial.Packed:
+def send_back(outcome: Outcome, prefix: str | None) -> serial.Packed:
+    """Pack an outcome for the parent, large buffers in segments under ``prefix`` if any.
+
+    A result that cannot be pickled fails its item, in the place of any
+    later failure (which a retry meets again).
+    """
     results, elapsed, _ = outcome
     try:
         return serial.pack(outcome, prefix)
     except Exception as exc:  # noqa: BLE001 - a result that cannot travel fails its item
         # The exception, if any, was made portable; so a result is to blame.
-        # It fails in the place of any later failure, which a retry meets again.
         position = serial.first_unpicklable(results)
         error = UnpicklableError(
             f"its result cannot be pickled to return from the worker process: {exc}"
