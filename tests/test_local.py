@@ -1,6 +1,6 @@
-"""ProcessBackend, the backend of process stages, driven as a stage drives it: chunk by chunk.
+"""ProcessRunner, the runner of process stages, driven as a stage drives it: chunk by chunk.
 
-What is checked is the backend's side of the `Backend` protocol on real
+What is checked is the runner's side of the `Runner` protocol on real
 worker processes: how many chunks run at once, what a chunk's outcome holds
 for each op and for a failure, that a setup that failed as a worker started
 is reported as the chunk's, that a death or an overrun is pinned on its item
@@ -26,7 +26,7 @@ import pytest
 
 from helpers import alive
 from pipework._errors import ItemTimeoutError, WorkerDiedError
-from pipework._executors._local import ProcessBackend
+from pipework._executors._local import ProcessRunner
 from pipework._executors._processes import stage_pool_options
 from pipework._worker import _buffers as buffers
 from pipework._worker._payload import pickle_payload
@@ -39,7 +39,7 @@ async def start(fn, *, setup=None, workers=1):
     key = buffers.new_key()
     payload = pickle_payload(fn, setup, "#1 'test' (process map)")
     options = stage_pool_options(workers, key=key, payload=payload, fn=fn)
-    return await ProcessBackend.start(options, key=key, payload=payload), key
+    return await ProcessRunner.start(options, key=key, payload=payload), key
 
 
 @contextlib.asynccontextmanager

@@ -1,4 +1,4 @@
-"""open_backend: what each kind of ``on=`` opens, that it runs chunks, and that closing stops it.
+"""open_runner: what each kind of ``on=`` opens, that it runs chunks, and that closing stops it.
 
 Real backends throughout: a supervised pool of worker processes for
 ``"process"``, a thread pool for ``"thread"``, and the user's own executors
@@ -23,9 +23,9 @@ import pytest
 import pipework
 from helpers import alive
 from pipework import Pipeline, UnpicklableError, WorkerDiedError
-from pipework._executors import default_workers, open_backend
-from pipework._executors._local import ProcessBackend
-from pipework._executors._pool import ExecutorBackend
+from pipework._executors import default_workers, open_runner
+from pipework._executors._local import ProcessRunner
+from pipework._executors._pool import ExecutorRunner
 from pipework._executors._processes import worker_context, worker_environment
 from pipework._worker import _buffers as buffers
 from pipework._worker import _serial as serial
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 async def opened(on, fn, *, setup=None, workers=None, stage="stage", payload=None):
-    return await open_backend(on, fn=fn, setup=setup, workers=workers, stage=stage, payload=payload)
+    return await open_runner(on, fn=fn, setup=setup, workers=workers, stage=stage, payload=payload)
 
 
 def unpicklable_fn():
@@ -79,7 +79,7 @@ async def test_on_process_opens_a_supervised_pool_whose_workers_run_setup_and_ch
 
     backend = await opened("process", where, setup=os.getpid, workers=2, stage="double")
     try:
-        assert isinstance(backend, ProcessBackend)
+        assert isinstance(backend, ProcessRunner)
         assert (backend.capacity, backend.remote, backend.supervised) == (2, True, True)
         pids = {worker.process.pid for worker in backend._pool._workers}
         assert len(pids) == 2
@@ -141,7 +141,7 @@ async def test_on_thread_runs_items_as_they_are_in_threads_named_after_the_stage
 
     backend = await opened("thread", where, setup=threading.get_ident, workers=3, stage="tstage")
     try:
-        assert isinstance(backend, ExecutorBackend)
+        assert isinstance(backend, ExecutorRunner)
         assert (backend.capacity, backend.remote, backend.supervised) == (3, False, False)
         lock = threading.Lock()  # not picklable: nothing is pickled for a thread
         results, _, failure = await backend.run_chunk("map", [lock, "x"])
@@ -201,7 +201,7 @@ async def test_an_aborted_thread_backend_returns_without_waiting_for_a_running_c
 async def test_a_users_thread_pool_runs_items_as_they_are_and_is_left_open():
     with ThreadPoolExecutor(2, thread_name_prefix="users") as pool:
         backend = await opened(pool, lambda x: (threading.current_thread().name, x))
-        assert isinstance(backend, ExecutorBackend)
+        assert isinstance(backend, ExecutorRunner)
         assert (backend.capacity, backend.remote, backend.supervised) == (2, False, False)
         lock = threading.Lock()
         [(name, item)], _, _ = await backend.run_chunk("map", [lock])
@@ -219,7 +219,7 @@ async def test_a_users_process_pool_gets_the_function_pickled_and_is_left_open()
     context = worker_context(worker_environment(1))
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         backend = await opened(pool, lambda x: (os.getpid(), -x))
-        assert isinstance(backend, ExecutorBackend)
+        assert isinstance(backend, ExecutorRunner)
         assert (backend.capacity, backend.remote, backend.supervised) == (1, True, False)
         [(pid, value)], _, failure = await backend.run_chunk("map", [3])
         assert failure is None
@@ -244,7 +244,7 @@ async def test_a_pipework_process_pool_serves_as_on_and_is_left_open():
 async def test_an_executor_of_no_known_kind_is_sent_the_function_pickled():
     executor = InlineExecutor()
     backend = await opened(executor, lambda base, x: base + x, setup=lambda: 100)
-    assert isinstance(backend, ExecutorBackend)
+    assert isinstance(backend, ExecutorRunner)
     assert backend.remote  # it could be anything: items are pickled for it
     assert backend.capacity == default_workers()  # it says nothing of its size
     results, _, failure = await backend.run_chunk("map", [1, 2])

@@ -1,8 +1,8 @@
-"""ExecutorBackend: a stage's chunks on any concurrent.futures.Executor, chunk by chunk.
+"""ExecutorRunner: a stage's chunks on any concurrent.futures.Executor, chunk by chunk.
 
 Each test runs on a thread pool, on the standard process pool and on
 pipework's own `ProcessPool`, as a user would pass them with ``on=``. What
-is checked is the backend's side of the `Backend` protocol: what a chunk's
+is checked is the runner's side of the `Runner` protocol: what a chunk's
 outcome holds, that the stage's payload goes once to each worker that
 lacks it, that items reach threads as they are and processes pickled, what a
 timeout can and cannot stop, and that closing shuts down only a pool the
@@ -29,7 +29,7 @@ import pytest
 from helpers import alive, my_segments
 from pipework import ProcessPool
 from pipework._errors import ItemTimeoutError
-from pipework._executors._pool import ExecutorBackend
+from pipework._executors._pool import ExecutorRunner
 from pipework._worker import _buffers as buffers
 from pipework._worker._payload import pickle_payload
 from pipework._worker._serial import NotPicklableError
@@ -60,10 +60,10 @@ def make(request):
 
 
 def backend(executor, fn, setup=None, *, owned=False, capacity=2):
-    """Wrap ``executor`` as `open_backend` does for an executor passed with ``on=``."""
+    """Wrap ``executor`` as `open_runner` does for an executor passed with ``on=``."""
     remote = not isinstance(executor, ThreadPoolExecutor)
     payload = pickle_payload(fn, setup, "#1 'test' (executor map)") if remote else (fn, setup)
-    return ExecutorBackend(
+    return ExecutorRunner(
         executor,
         owned=owned,
         remote=remote,

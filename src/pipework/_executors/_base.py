@@ -1,4 +1,4 @@
-"""The protocol every executor backend meets."""
+"""The protocol every runner of a stage's chunks meets: what the stages see of where they run."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from .._worker._ops import Op
 from .._worker._trampoline import Outcome
 
 
-class Backend(Protocol):
+class Runner(Protocol):
     """Runs chunks of one stage on a set of workers.
 
-    A backend is started by the function that opens it, and is stopped by
+    A runner is started by the function that opens it, and is stopped by
     `aclose`. Per-worker setup travels inside it: the first chunk a worker
     runs loads the stage's function and calls its ``setup``.
     """
@@ -30,7 +30,7 @@ class Backend(Protocol):
     def supervised(self) -> bool:
         """Whether a worker that dies or overruns is replaced, and can tell at which item.
 
-        A supervised backend survives its workers and honours ``tracked`` and a
+        A supervised runner survives its workers and honours ``tracked`` and a
         timeout per item; any other can only time out a whole chunk.
         """
         ...
@@ -60,5 +60,5 @@ class Backend(Protocol):
         ...
 
     async def aclose(self, *, aborted: bool) -> None:
-        """Stop the workers this backend started; an aborted run kills them."""
+        """Stop the workers this runner started; an aborted run kills them."""
         ...

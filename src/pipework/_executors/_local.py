@@ -1,4 +1,4 @@
-"""The backend of process stages: a supervised pool that the run starts and stops."""
+"""The runner of process stages: a supervised pool that the run starts and stops."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ._transfer import Courier
 from ._worker_process import PoolOptions
 
 
-class ProcessBackend:
+class ProcessRunner:
     """Runs a process stage's chunks on a `SupervisedPool` of its own.
 
     The pool survives its workers: a chunk whose worker died raises
@@ -38,7 +38,7 @@ class ProcessBackend:
         self._courier = Courier(self._prefix)
 
     @classmethod
-    async def start(cls, options: PoolOptions, *, key: str, payload: bytes) -> ProcessBackend:
+    async def start(cls, options: PoolOptions, *, key: str, payload: bytes) -> ProcessRunner:
         """Start a pool for one stage; its workers load the stage as they start."""
         pool = SupervisedPool(options)
         await pool.start()
@@ -52,7 +52,7 @@ class ProcessBackend:
     async def run_chunk(
         self, op: Op, items: list[Any], *, tracked: bool = False, item_timeout: float | None = None
     ) -> Outcome:
-        """Run one chunk on a worker; see `pipework._executors.Backend`.
+        """Run one chunk on a worker; see `pipework._executors.Runner`.
 
         :raises NotPicklableError: if an item cannot be pickled
         :raises WorkerDiedError: if the worker died; ``position`` says at which item, if tracked

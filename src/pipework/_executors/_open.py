@@ -1,4 +1,4 @@
-"""Choosing and starting the backend of one pooled stage for one run."""
+"""Choosing and starting the runner of one pooled stage for one run."""
 
 from __future__ import annotations
 
@@ -8,25 +8,24 @@ from typing import Any, Literal
 from .._worker import _buffers as buffers
 from .._worker._payload import pickle_payload
 from .._worker._trampoline import preload
-from ._backend import Backend as Engine
-from ._backend import StagePlan
-from ._base import Backend
+from ._backend import Backend, StagePlan
+from ._base import Runner
 from ._facade import ProcessPool
-from ._local import ProcessBackend
-from ._pool import ExecutorBackend
+from ._local import ProcessRunner
+from ._pool import ExecutorRunner
 from ._processes import default_workers, stage_pool_options
 from ._remote import RemoteRunner
 
 
-async def open_backend(
-    on: Literal["thread", "process"] | Executor | Engine,
+async def open_runner(
+    on: Literal["thread", "process"] | Executor | Backend,
     *,
     fn: Any,
     setup: Any,
     workers: int | None,
     stage: str,
     payload: bytes | None,
-) -> Backend:
+) -> Runner:
     """Start the workers of one pooled stage for one run.
 
     ``payload`` is the stage's function already pickled at build time, for
@@ -34,7 +33,7 @@ async def open_backend(
     pickled here, before any item is taken from the input.
     """
     key = buffers.new_key()
-    if isinstance(on, Engine):
+    if isinstance(on, Backend):
         # An engine's workers may be on other hosts: no shared memory, and
         # the payload pickled at build time goes to the cluster once.
         plan = StagePlan(stage, key, payload or pickle_payload(fn, setup, stage), workers)
@@ -44,7 +43,7 @@ async def open_backend(
         count = workers or default_workers()
         pickled = payload if payload is not None else pickle_payload(fn, setup, stage)
         options = stage_pool_options(count, key=key, payload=pickled, fn=fn)
-        return await ProcessBackend.start(options, key=key, payload=pickled)
+        return await ProcessRunner.start(options, key=key, payload=pickled)
     if on == "thread":
         count = workers or min(32, default_workers() + 4)
         direct = (fn, setup)
@@ -54,16 +53,16 @@ async def open_backend(
             initializer=preload,
             initargs=(key, direct),
         )
-        return ExecutorBackend(
+        return ExecutorRunner(
             pool, owned=True, remote=False, capacity=count, key=key, payload=direct
         )
     count = workers or getattr(on, "_max_workers", None) or default_workers()
     if isinstance(on, ThreadPoolExecutor):
-        return ExecutorBackend(
+        return ExecutorRunner(
             on, owned=False, remote=False, capacity=count, key=key, payload=(fn, setup)
         )
     pickled = payload if payload is not None else pickle_payload(fn, setup, stage)
-    return ExecutorBackend(
+    return ExecutorRunner(
         on,
         owned=False,
         remote=True,

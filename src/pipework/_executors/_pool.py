@@ -1,4 +1,4 @@
-"""A backend over any `concurrent.futures.Executor`, driven by ``loop.run_in_executor``.
+"""A runner over any `concurrent.futures.Executor`, driven by ``loop.run_in_executor``.
 
 It serves two of the ways a pooled stage can run: a thread pool that the run
 starts, and an executor the user passes in, which the run uses but never
@@ -23,7 +23,7 @@ from .._worker._trampoline import Outcome, Payload, run_chunk
 from ._transfer import Courier
 
 
-class ExecutorBackend:
+class ExecutorRunner:
     """Runs a stage's chunks on a `concurrent.futures.Executor`."""
 
     supervised = False
@@ -41,7 +41,7 @@ class ExecutorBackend:
         payload: Payload,
         share_memory: bool = False,
     ) -> None:
-        """Wrap ``executor``; ``owned`` means this backend shuts it down.
+        """Wrap ``executor``; ``owned`` means this runner shuts it down.
 
         ``share_memory`` says its workers are processes of this host, so
         large buffers may go through shared memory; any other remote
@@ -138,7 +138,7 @@ class ExecutorBackend:
             raise
 
     async def aclose(self, *, aborted: bool) -> None:
-        """Shut down a thread pool this backend started; leave a user's executor open.
+        """Shut down a thread pool this runner started; leave a user's executor open.
 
         Then remove any shared-memory segment of this run that is left: the
         results of chunks that were cut short, which no one will read.

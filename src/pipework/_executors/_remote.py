@@ -47,7 +47,7 @@ class RemoteRunner:
     async def run_chunk(
         self, op: Op, items: list[Any], *, tracked: bool = False, item_timeout: float | None = None
     ) -> Outcome:
-        """Run one chunk on the engine; see `pipework._executors.Backend`.
+        """Run one chunk on the engine; see `pipework._executors.Runner`.
 
         :raises NotPicklableError: if an item cannot be pickled
         :raises WorkerDiedError: if the engine lost the chunk to dying workers

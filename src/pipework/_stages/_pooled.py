@@ -1,4 +1,4 @@
-"""Thread and process stages: chunks of items run on a backend's workers.
+"""Thread and process stages: chunks of items run on a runner's workers.
 
 A chunk's try (`_Chunks.attempt`) turns everything that can go wrong into
 "the items before position p have results, and item p failed with this",
@@ -10,7 +10,7 @@ which the stage's policy then settles (`_common.run_with_policy`):
   sent again. A death in an untracked chunk is not pinned on any item; the
   chunk is sent again, tracked, and the next death is pinned on the item
   that was running. An item pinned ``MAX_DEATHS`` times fails with
-  `WorkerDiedError`; the items before and after it go on. A backend that
+  `WorkerDiedError`; the items before and after it go on. A runner that
   cannot track (an engine) has its lost chunks halved instead, and an
   engine that reruns lost work itself fails the item at its first loss.
 """
@@ -30,7 +30,7 @@ from .._errors import (
     WorkerStartError,
     annotate,
 )
-from .._executors import Backend, open_backend
+from .._executors import Runner, open_runner
 from .._model._specs import MapSpec
 from .._observe._report import StageStats
 from .._packet import Packet
@@ -47,9 +47,9 @@ MAX_DEATHS = 3
 async def run_pooled(
     spec: MapSpec, label: str, inp: Channel[Any], out: Sender, stats: StageStats
 ) -> None:
-    """Run the stage's chunks on its backend, and stop the backend however the run ends."""
+    """Run the stage's chunks on its runner, and stop the runner however the run ends."""
     assert spec.on is not None  # noqa: S101 - a pooled stage always has somewhere to run
-    backend = await open_backend(
+    runner = await open_runner(
         spec.on,
         fn=spec.fn,
         setup=spec.setup,
@@ -59,10 +59,10 @@ async def run_pooled(
     )
     aborted = True
     try:
-        await _run_chunks(spec, label, inp, out, stats=stats, backend=backend)
+        await _run_chunks(spec, label, inp, out, stats=stats, runner=runner)
         aborted = False
     finally:
-        await backend.aclose(aborted=aborted)
+        await runner.aclose(aborted=aborted)
 
 
 async def _run_chunks(
@@ -72,17 +72,17 @@ async def _run_chunks(
     out: Sender,
     *,
     stats: StageStats,
-    backend: Backend,
+    runner: Runner,
 ) -> None:
     # A timeout per item needs a worker that reports its progress; any other
     # can only time a whole chunk, so it gets one item at a time.
     # A batch function's batch is its chunk.
-    one_at_a_time = spec.timeout is not None and not backend.supervised and spec.op != "map_batches"
+    one_at_a_time = spec.timeout is not None and not runner.supervised and spec.op != "map_batches"
     sizer = ChunkSizer(
         1 if one_at_a_time else spec.max_size or spec.chunksize,
-        target=spec.chunk_time or backend.chunk_time or DEFAULT_TARGET,
+        target=spec.chunk_time or runner.chunk_time or DEFAULT_TARGET,
     )
-    chunks = _Chunks(spec, label, backend, sizer, stats)
+    chunks = _Chunks(spec, label, runner, sizer, stats)
     policy = policy_of(spec, label, stats)
 
     async def job(packet: Packet[Any]) -> Packet[Any]:
@@ -96,8 +96,8 @@ async def _run_chunks(
     # in the worker's queue for a whole call, when it could be filling.
     # A timeout that a worker cannot start counting when the item starts
     # counts from when the chunk is sent: then no chunk may wait for a worker.
-    queued = one_at_a_time and backend.remote
-    running = (1 if spec.op == "map_batches" or queued else 2) * backend.capacity
+    queued = one_at_a_time and runner.remote
+    running = (1 if spec.op == "map_batches" or queued else 2) * runner.capacity
     window = Window(
         inp,
         out,
@@ -114,20 +114,20 @@ async def _run_chunks(
 
 
 class _Chunks:
-    """Tries runs of items on the backend; see the module docstring."""
+    """Tries runs of items on the runner; see the module docstring."""
 
     def __init__(
         self,
         spec: MapSpec,
         label: str,
-        backend: Backend,
+        runner: Runner,
         sizer: ChunkSizer,
         stats: StageStats,
     ) -> None:
         self._op = spec.op
         self._timeout = spec.timeout
         self._label = label
-        self._backend = backend
+        self._runner = runner
         self._sizer = sizer
         self._stats = stats
         # Deaths pinned on each item, for the items of the chunks in flight.
@@ -136,7 +136,7 @@ class _Chunks:
     async def attempt(self, packet: Packet[Any], *, tracked: bool = False) -> Step:
         """Try ``packet`` once, resending what a dead worker lost; see `_common.Step`."""
         try:
-            results, seconds, failure = await self._backend.run_chunk(
+            results, seconds, failure = await self._runner.run_chunk(
                 self._op, packet.items, tracked=tracked, item_timeout=self._timeout
             )
         except NotPicklableError as bad:
@@ -176,7 +176,7 @@ class _Chunks:
         """Count and annotate a failure of the stage's setup, which fails the stage."""
         self._stats.failed += 1
         error.add_note(f"pipework: in the setup of stage {self._label}, in a worker")
-        if isinstance(error, ModuleNotFoundError) and self._backend.remote:
+        if isinstance(error, ModuleNotFoundError) and self._runner.remote:
             error.add_note(
                 f"pipework: the workers cannot import {error.name!r}, which the stage's "
                 "function or setup needs: install it where they run, or send it with "
@@ -195,7 +195,7 @@ class _Chunks:
         if position is None:
             if len(packet) == 1:
                 position = 0
-            elif not tracked and self._backend.supervised:
+            elif not tracked and self._runner.supervised:
                 return await self.attempt(packet, tracked=True)  # to learn which item it is
             else:  # it died between items, or cannot say: halve the chunk until it is pinned
                 return await self._halves(packet)
@@ -204,14 +204,14 @@ class _Chunks:
         # An engine that reran the chunk itself has seen its workers die already.
         deaths = (
             self._one_more_death(packet.index[position])
-            if not self._backend.reruns_lost_work
+            if not self._runner.reruns_lost_work
             else MAX_DEATHS
         )
         if deaths < MAX_DEATHS:
             return await self._resume(packet, position)
         error = WorkerDiedError(
             f"the item killed {deaths} worker processes in a row; the last {lost}"
-            if not self._backend.reruns_lost_work
+            if not self._runner.reruns_lost_work
             else f"the item alone, run again by the engine, {lost}",
             exitcode=lost.exitcode,
         )
@@ -223,7 +223,7 @@ class _Chunks:
         """Send a batch function's lost call again, whole, up to the same bound of deaths."""
         if isinstance(lost, ItemTimeoutError):
             return [], (0, lost)
-        if self._backend.reruns_lost_work or self._one_more_death(packet.index[0]) >= MAX_DEATHS:
+        if self._runner.reruns_lost_work or self._one_more_death(packet.index[0]) >= MAX_DEATHS:
             return [], (0, lost)
         step = await self.attempt(packet)
         if step[1] is None:
