@@ -198,6 +198,9 @@ async def test_an_item_that_kills_its_workers_is_reported_and_the_rest_come_out(
     assert failure.index == 3
     assert isinstance(failure.error, WorkerDiedError)
     assert "dask map" in failure.stage
+    assert "killed workers until the engine gave up: Dask gave up on the chunk" in str(
+        failure.error
+    )
 
 
 def held(release):
@@ -338,3 +341,11 @@ async def test_a_module_the_workers_cannot_import_is_named_with_what_to_do(
     notes = "\n".join(caught.value.__notes__)
     assert "cannot import 'only_here'" in notes
     assert "register_pickle_by_value" in notes
+
+
+@pytest.mark.timeout(60)
+async def test_a_closed_client_is_refused_with_what_to_do(scheduler):
+    async with distributed.Client(scheduler, asynchronous=True) as closed:
+        pass
+    with pytest.raises(RuntimeError, match="is closed, not running; open it first"):
+        await Pipeline(range(3)).map(square, on=pipework.dask(closed)).run()

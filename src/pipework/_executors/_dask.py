@@ -75,8 +75,11 @@ class DaskBackend:
                 f"stage {plan.stage}: pipework.dask() needs an asynchronous client, made in the "
                 "running event loop: distributed.Client(address, asynchronous=True)"
             )
-        if client.status not in ("running", "connecting", "newly-created"):
-            raise RuntimeError(f"stage {plan.stage}: the Dask client is {client.status}")
+        if client.status != "running":
+            raise RuntimeError(
+                f"stage {plan.stage}: the Dask client is {client.status}, not running; "
+                "open it first: async with distributed.Client(..., asynchronous=True) as client"
+            )
         nthreads: dict[str, int] = await client.nthreads()
         payload = client.submit(_hold, plan.payload, key=f"pipework-payload-{plan.key}", pure=False)
         # On every worker at once: the scheduler puts a task where its inputs
@@ -119,9 +122,7 @@ class DaskWorkers:
         try:
             reply: bytes = await future
         except KilledWorker as exc:
-            raise WorkerDiedError(
-                f"the chunk's workers died until Dask gave up on it: {exc}", exitcode=None
-            ) from exc
+            raise WorkerDiedError(f"Dask gave up on the chunk: {exc}", exitcode=None) from exc
         except asyncio.CancelledError:
             with anyio.CancelScope(shield=True):
                 await self._client.cancel([future], force=True)

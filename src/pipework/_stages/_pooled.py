@@ -212,7 +212,7 @@ class _Chunks:
         error = WorkerDiedError(
             f"the item killed {deaths} worker processes in a row; the last {lost}"
             if not self._runner.reruns_lost_work
-            else f"the item alone, run again by the engine, {lost}",
+            else f"the item, alone in its chunk, killed workers until the engine gave up: {lost}",
             exitcode=lost.exitcode,
         )
         return await self._before(packet, position, error)
