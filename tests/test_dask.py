@@ -293,10 +293,34 @@ async def test_an_unpicklable_item_is_named_before_it_reaches_the_cluster(client
     assert isinstance(failures[0].error, pipework.UnpicklableError)
 
 
+def timed(log):
+    """An item function that logs when it ran, for a test of how many ran at once."""
+
+    def run(x):
+        import time
+
+        start = time.monotonic()
+        time.sleep(0.05)
+        with Path(log).open("a") as f:
+            f.write(f"{start} {time.monotonic()}\n")
+        return x
+
+    return run
+
+
 @pytest.mark.timeout(60)
-async def test_workers_caps_the_chunks_at_once_below_the_clusters_threads(client):
-    report = await Pipeline(range(50)).map(square, on=pipework.dask(client), workers=1).run()
-    assert report.stages[1].items_out == 50
+async def test_workers_caps_the_chunks_at_once_below_the_clusters_threads(client, tmp_path):
+    log = tmp_path / "runs"
+    report = await (
+        Pipeline(range(8))
+        .map(timed(str(log)), on=pipework.dask(client), workers=1, chunksize=1)
+        .run()
+    )
+    assert report.stages[1].items_out == 8
+    runs = sorted(tuple(map(float, line.split())) for line in log.read_text().splitlines())
+    assert len(runs) == 8
+    # Both workers are free, but one chunk at a time may run: none overlap.
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(runs, runs[1:]))
 
 
 @pytest.mark.timeout(60)

@@ -41,6 +41,7 @@ PUBLIC = [
     "dask",
     "map",
     "merge",
+    "ray",
     "run_all",
     "run_main",
     "stop_on_signals",

@@ -243,3 +243,32 @@ async def test_large_chunks_are_packed_and_read_off_the_event_loop():
         assert failure is None
         assert [float(a[0]) for a in results] == [1.0, 1.0, 1.0]
     assert runner._large
+
+
+class Counting(Threads):
+    """Workers that count how many chunks they run at once."""
+
+    def __init__(self, plan, capacity):
+        super().__init__(plan, capacity)
+        self.now = self.most = 0
+
+    async def run(self, chunk):
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(0.01)  # the engine is busy with it
+            return await super().run(chunk)
+        finally:
+            self.now -= 1
+
+
+async def test_workers_is_a_ceiling_on_chunks_at_once_though_the_engine_has_room():
+    plan = plan_of(abs, workers=2)
+    workers = Counting(plan, capacity=8)
+    runner = RemoteRunner(workers, plan)
+    await asyncio.gather(*(runner.run_chunk("map", [i]) for i in range(10)))
+    assert workers.most == 2
+    unlimited = plan_of(abs)
+    free = Counting(unlimited, capacity=8)
+    await asyncio.gather(*(RemoteRunner(free, unlimited).run_chunk("map", [i]) for i in range(10)))
+    assert free.most == 10  # without workers=, the stage's own window is the bound

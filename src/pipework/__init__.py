@@ -28,6 +28,7 @@ from ._executors._backend import Backend as Backend
 from ._executors._backend import StagePlan as StagePlan
 from ._executors._backend import Workers as Workers
 from ._executors._dask import dask as dask
+from ._executors._ray import ray as ray
 from ._loop import run_main as run_main
 from ._map import map as map  # noqa: A004 - pipework.map is the name users expect
 from ._model._options import Retry as Retry
@@ -77,6 +78,7 @@ __all__ = [
     "dask",
     "map",
     "merge",
+    "ray",
     "run_all",
     "run_main",
     "stop_on_signals",

@@ -37,6 +37,10 @@ class RemoteRunner:
         self.reruns_lost_work = abilities.reruns_lost_work
         capacity = max(1, workers.capacity)
         self._capacity = min(capacity, plan.workers) if plan.workers else capacity
+        # A stage keeps two chunks in flight per slot, so that a worker is fed
+        # while a result travels; an engine with threads to spare would run
+        # both, so ``workers=`` holds the second here to stay a ceiling.
+        self._slots = anyio.Semaphore(plan.workers) if plan.workers else None
         self._large = False
 
     @property
@@ -62,7 +66,7 @@ class RemoteRunner:
         self._large = len(data) > _LARGE
         try:
             with anyio.fail_after(item_timeout):
-                reply = await self._workers.run(chunk_of(op, data))
+                reply = await self._run(chunk_of(op, data))
         except TimeoutError as exc:
             raise ItemTimeoutError(
                 f"an item ran longer than its timeout of {item_timeout} s",
@@ -72,6 +76,12 @@ class RemoteRunner:
         if len(reply) > _LARGE:
             return await anyio.to_thread.run_sync(outcome_of, reply)
         return outcome_of(reply)
+
+    async def _run(self, chunk: bytes) -> bytes:
+        if self._slots is None:
+            return await self._workers.run(chunk)
+        async with self._slots:
+            return await self._workers.run(chunk)
 
     async def aclose(self, *, aborted: bool) -> None:
         """Release the stage's workers; an aborted run cancels what still runs."""
