@@ -10,6 +10,7 @@ connects an asynchronous client from its own event loop.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
@@ -320,7 +321,7 @@ async def test_workers_caps_the_chunks_at_once_below_the_clusters_threads(client
     runs = sorted(tuple(map(float, line.split())) for line in log.read_text().splitlines())
     assert len(runs) == 8
     # Both workers are free, but one chunk at a time may run: none overlap.
-    assert all(end <= next_start for (_, end), (next_start, _) in zip(runs, runs[1:]))
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(runs))
 
 
 @pytest.mark.timeout(60)
