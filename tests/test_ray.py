@@ -11,6 +11,7 @@ from test to test, as it does from run to run.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import subprocess
 import sys
@@ -42,10 +43,15 @@ def cluster():
         env.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), *sys.path]))
         # Workers' output stays in Ray's log files, out of the test's output.
         ray.init(num_cpus=CPUS, include_dashboard=False, log_to_driver=False)
+    # Ray's tqdm support replaces builtins.print for the whole process when it
+    # first sees a bar (RAY_TQDM_PATCH_PRINT); the tests after these need the
+    # real one, so it is put back.
+    real_print = builtins.print
     try:
         yield
     finally:
         ray.shutdown()
+        builtins.print = real_print
 
 
 def square(x):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import multiprocessing
 import os
 import pickle
@@ -276,6 +277,7 @@ async def test_a_worker_that_cannot_start_leaves_no_process_and_no_open_socket()
     frames = Frames()
 
     def fds():
+        gc.collect()  # what earlier tests left for the collector is not this test's
         return len(list(Path("/proc/self/fd").iterdir()))
 
     with pytest.raises(TypeError, match="pickle"):
@@ -284,7 +286,9 @@ async def test_a_worker_that_cannot_start_leaves_no_process_and_no_open_socket()
     for _ in range(3):
         with pytest.raises(TypeError, match="pickle"):
             await start_worker(options, frames.on_frame, frames.on_lost)
-    assert fds() == after_one  # no socket pair left open per failed start
+    # No socket pair left open per failed start. Fewer is possible: another
+    # test's pipes may close meanwhile; more would be a leak.
+    assert fds() <= after_one
     assert multiprocessing.active_children() == []
     assert frames.messages.empty()
 

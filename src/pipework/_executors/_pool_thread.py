@@ -87,6 +87,10 @@ class PoolThread:
         """
         with self._lock:
             first, self._closing = not self._closing, True
+        if first and cancel and self._thread.is_alive():
+            # Before returning, as ProcessPoolExecutor does: a call that waits
+            # must not reach a worker that frees up a moment later.
+            asyncio.run_coroutine_threadsafe(self._cancel_pending(), self._loop).result()
         if first:
             closed = asyncio.run_coroutine_threadsafe(self._close(cancel=cancel), self._loop)
         if wait:
@@ -105,6 +109,10 @@ class PoolThread:
                     self._loop.call_soon_threadsafe(task.cancel)
 
         future.add_done_callback(cancelled)
+
+    async def _cancel_pending(self) -> None:
+        # Calls submitted before shutdown() reached the loop before this did.
+        self._pool.cancel_pending()
 
     async def _close(self, *, cancel: bool) -> None:
         # Calls submitted before shutdown() reached the loop before this did,
