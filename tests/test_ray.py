@@ -143,16 +143,16 @@ def exit_on_3(x):
 
 @pytest.mark.timeout(90)
 async def test_an_item_that_kills_its_workers_is_reported_and_the_rest_come_out(cluster):
-    report_errors = []
-    out = [
-        x
-        async for x in Pipeline(range(8)).map(
-            exit_on_3, on=pipework.ray(), chunksize=2, errors=report_errors.append
-        )
-    ]
+    out = []
+    report = await (
+        Pipeline(range(8))
+        .map(exit_on_3, on=pipework.ray(), chunksize=2, errors="skip")
+        .sink(out.append)
+        .run()
+    )
     assert out == [0, 1, 2, 4, 5, 6, 7]
-    [failure] = report_errors
-    assert failure.index == 3
+    [failure] = report.failures
+    assert (failure.index, failure.item) == (3, "3")
     assert isinstance(failure.error, WorkerDiedError)
     # Ray does not rerun the chunk (max_retries=0): pipework counts the deaths.
     assert "killed 3 worker processes" in str(failure.error)
