@@ -26,6 +26,7 @@ LAZY = (
     "matplotlib",
     "distributed",
     "dask",
+    "ray",
 )
 
 

@@ -1,10 +1,10 @@
 """(l) Engines: pipework's process stages on a cluster engine, against the engine's own idioms.
 
-One engine so far, Dask. An engine is an `Engine`: how its cluster is started
+Two engines, Dask and Ray. An engine is an `Engine`: how its cluster is started
 (once for the workload, in a process of its own), the `Variant` s that run on
 it, which of them is pipework and which are the engine's own idioms. Another
-engine (Ray) is one more `Engine` in `ENGINES`, with a ``serve`` function and
-its variants; the tables, the ratios and the targets follow from it.
+engine is one more `Engine` in `ENGINES`, with a ``serve`` function and its
+variants; the tables, the ratios and the targets follow from it.
 """
 
 from __future__ import annotations
@@ -171,6 +171,98 @@ def _dask_batched(client: Any) -> Map:
     return map_
 
 
+def _on_ray(make: Callable[[Any], Map]) -> Callable[[Job], dict[str, float]]:
+    """A runner that connects to the Ray cluster and starts its workers before any call.
+
+    Ray starts worker processes for each driver (each probe is one), on demand:
+    a task per worker thread that waits a moment has them all up before the
+    warm-up call, as a Dask cluster's workers are.
+    """
+
+    def runner(job: Job) -> dict[str, float]:
+        ray = _connect_ray(job.address)
+        try:
+            _start_ray_workers(ray)
+            return asyncio.run(_atimed(make(ray), job))
+        finally:
+            ray.shutdown()
+
+    return runner
+
+
+def _ray_environment() -> None:
+    """Set, before Ray is imported, what the cluster and its drivers must agree on.
+
+    A cluster that ``ray.init()`` starts turns on Ray's token authentication
+    by default (its token in Ray's default place, ``~/.ray/auth_token``); a
+    driver given the cluster's address turns it on only if told to, so both
+    take ``RAY_AUTH_MODE=token`` unless the environment says otherwise. Ray's
+    usage statistics are not sent.
+    """
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def _connect_ray(address: str | None) -> Any:
+    """Connect this process, as a driver, to the cluster at ``address``; return `ray`."""
+    _ray_environment()
+    import ray
+
+    ray.init(address=address, log_to_driver=False)
+    return ray
+
+
+def _start_ray_workers(ray: Any) -> int:
+    """Have every worker thread of the cluster run a task at once; return how many there are."""
+    threads = int(ray.cluster_resources().get("CPU", 1))
+    wait = ray.remote(_pause)
+    ray.get([wait.remote(0.5) for _ in range(threads)])
+    return threads
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _pipework_ray(ray: Any) -> Map:  # noqa: ARG001 - the runner's connection
+    import pipework
+
+    async def map_(job: Job, items: list[int]) -> list[int]:
+        return [y async for y in pipework.Pipeline(items).map(job.fn, on=pipework.ray())]
+
+    return map_
+
+
+def _ray_get(ray: Any) -> Map:
+    """``ray.get([f_remote.remote(x) ...])``; ``f_remote`` is made once, at the warm-up call."""
+    made: list[Any] = []
+
+    async def map_(job: Job, items: list[int]) -> list[int]:
+        if not made:
+            fn = job.fn
+
+            def f(x: int) -> int:  # `ray.remote` takes a function, not a partial
+                return fn(x)
+
+            made.append(ray.remote(f))
+        f_remote = made[0]
+        return ray.get([f_remote.remote(x) for x in items])  # type: ignore[no-any-return]
+
+    return map_
+
+
+def _ray_batched(ray: Any) -> Map:
+    """One task per chunk of ``job.batch`` items, flattened."""
+    chunk_remote = ray.remote(apply_chunk)
+
+    async def map_(job: Job, items: list[int]) -> list[int]:
+        chunks = _chunks(items, job.batch)
+        done = ray.get([chunk_remote.remote(job.fn, chunk) for chunk in chunks])
+        return [y for chunk in done for y in chunk]
+
+    return map_
+
+
 def _joblib_dask(job: Job) -> dict[str, float]:
     """joblib's Dask backend takes a synchronous client: this probe runs no event loop."""
     import joblib
@@ -235,6 +327,21 @@ def workers_rate(*, address: str, iterations: int) -> float:
     return asyncio.run(go())
 
 
+def ray_workers_rate(*, address: str, iterations: int) -> float:
+    """Items/s of the loop as one Ray task per worker thread at once, each timing itself (a probe).
+
+    The tasks time their own loops, so no scheduling is in the figure; they
+    start together, on workers already up.
+    """
+    ray = _connect_ray(address)
+    try:
+        threads = _start_ray_workers(ray)
+        loop = ray.remote(_loop_rate)
+        return float(sum(ray.get([loop.remote(iterations) for _ in range(threads)])))
+    finally:
+        ray.shutdown()
+
+
 # The engines -------------------------------------------------------------------
 
 
@@ -267,6 +374,9 @@ class Engine:
     pipework: str  # the variant that is pipework on this engine
     idioms: tuple[str, ...]  # the engine's own idioms; the first is the ratios' base
     about: str
+    base: str  # the ratios' base, as the tables' headers name it
+    starter: str  # the call that starts the cluster, in the note on its start
+    direct: str  # how the loop ran on every worker at once, in the note on capacity
 
 
 LOCAL = Variant(
@@ -332,9 +442,69 @@ DASK = Engine(
     pipework="pipework_dask",
     idioms=("dask_map", "dask_batched"),
     about=DASK_ABOUT,
+    base="client.map",
+    starter="`LocalCluster(...)`",
+    direct="Run on every worker at once through `client.run` (no tasks, no scheduler)",
 )
 
-ENGINES: dict[str, Engine] = {"dask": DASK}
+RAY_ABOUT = """\
+The Ray cluster is a local instance, `ray.init(num_cpus=2, include_dashboard=False,
+log_to_driver=False)`, started once for the workload in a process of its own; every timed
+call runs in a fresh process, a driver that connects to it with
+`ray.init(address=..., log_to_driver=False)` and has one 0.5 s task per CPU run at once,
+so that Ray has started the worker processes it starts for each driver (not timed); then
+it makes an untimed call of {warmup} items, a 1-item call and the timed call, and ends with
+`ray.shutdown()`. pipework runs with every default:
+`Pipeline(items).map(f, on=pipework.ray())`, read with `async for`. Ray's own idiom is
+`ray.get([f_remote.remote(x) for x in items])` with `f_remote = ray.remote(f)`, one task
+per item; batched, it is one task of `ray.remote` per chunk of {batch} items, flattened."""
+
+
+def _ray_variants() -> tuple[Variant, ...]:
+    needs = ("ray",)
+    return (
+        Variant(
+            "pipework_ray",
+            "pipework Pipeline.map(f, on=pipework.ray())",
+            _on_ray(_pipework_ray),
+            needs,
+            contender="pipework",
+        ),
+        Variant(
+            "ray_get",
+            "Ray ray.get([f_remote.remote(x) for x in items])",
+            _on_ray(_ray_get),
+            needs,
+            per_task=True,
+        ),
+        Variant(
+            "ray_batched",
+            "Ray remote tasks over chunks of {batch}, flattened",
+            _on_ray(_ray_batched),
+            needs,
+        ),
+    )
+
+
+RAY = Engine(
+    key="ray",
+    name="Ray",
+    module="ray",
+    cluster="local ray.init(num_cpus=2), 2 CPUs",
+    serve="benchmarks.workloads.engines:serve_ray",
+    variants=_ray_variants(),
+    pipework="pipework_ray",
+    idioms=("ray_get", "ray_batched"),
+    about=RAY_ABOUT,
+    base="ray.get",
+    starter="`ray.init(...)`",
+    direct=(
+        "Run as one Ray task per CPU at once, each task timing its own loop (no scheduling "
+        "in the figure)"
+    ),
+)
+
+ENGINES: dict[str, Engine] = {"dask": DASK, "ray": RAY}
 VARIANTS: dict[str, Variant] = {
     LOCAL.key: LOCAL,
     **{v.key: v for engine in ENGINES.values() for v in engine.variants},
@@ -365,6 +535,39 @@ def serve_dask() -> None:
         }
         print(json.dumps(ready), flush=True)
         sys.stdin.read()  # until the workload closes it
+
+
+def serve_ray() -> None:
+    """Start a local Ray, print one line saying where it is, and keep it until stdin closes.
+
+    Ray's own processes (GCS, raylet, workers) get stderr for their stdout, so
+    that the one line is all the workload reads, and no one of them holds the
+    pipe; `ray.shutdown()` stops them all.
+    """
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    _ray_environment()
+    import ray
+
+    start = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        made = time.perf_counter() - start
+        threads = int(ray.cluster_resources()["CPU"])
+        ready = {
+            "address": ray.get_runtime_context().gcs_address,
+            "threads": threads,
+            "direct": "benchmarks.workloads.engines:ray_workers_rate",
+            "made": made,
+            "ready": time.perf_counter() - start,
+        }
+        out.write(json.dumps(ready) + "\n")
+        out.flush()
+        sys.stdin.read()  # until the workload closes it
+    finally:
+        ray.shutdown()
+        out.close()
 
 
 @contextlib.contextmanager
@@ -449,7 +652,8 @@ long it took is said under each engine's first table. The variants take turns, o
 each per round, and the tables give the median of the rounds. "items/s" is over the whole
 call; "after the 1-item call" takes off the median time of a call with a single item.
 Ratios are each variant's items/s over that of the engine's own one-task-per-item idiom
-(`client.map`), both over whole calls, and so are the targets. The cluster's capacity is
+(`client.map` on Dask, `ray.get` of one `f.remote(x)` per item on Ray), both over whole
+calls, and so are the targets. The cluster's capacity is
 its worker threads over one item's time measured serially (in a fresh process, with the
 cluster idle); a variant's share of capacity is its items/s over that."""
 
@@ -461,9 +665,14 @@ HEADERS = [
     "items/s after the 1-item call",
     "1-item call",
     "share of capacity",
-    "speed ÷ client.map's",
 ]
-NOOP_HEADERS = ["variant", "items", "median time", "items/s", "per item", "speed ÷ client.map's"]
+NOOP_HEADERS = ["variant", "items", "median time", "items/s", "per item"]
+
+
+def _versus(engine: Engine) -> str:
+    """The header of the ratios' column."""
+    return f"speed ÷ {engine.base}'s"
+
 
 Found = dict[str, list[dict[str, float]] | NotAvailable]
 
@@ -635,11 +844,11 @@ def _report(section: Section, engine: Engine, measured: Measured, repeat: int) -
         row = [label, f"{figures.n:,}", seconds(figures.seconds), rate(figures.rate)]
         rows.append([*row, rate(figures.steady_rate), seconds(figures.startup), share, versus])
     title = f"{engine.name}, {engine.cluster}: {CPU_SECONDS * 1000:g} ms items, median of {repeat}"
-    table = Table(title, HEADERS, rows)
+    table = Table(title, [*HEADERS, _versus(engine)], rows)
     note = (
         f"The cluster took {seconds(ready['launch'])} from launching its process to "
         f"{threads} worker threads ready ({seconds(ready['made'])} of it in "
-        "`LocalCluster(...)`); that is in no figure here."
+        f"{engine.starter}); that is in no figure here."
     )
     if serial and capacity:
         note += (
@@ -649,8 +858,8 @@ def _report(section: Section, engine: Engine, measured: Measured, repeat: int) -
     if measured.direct and capacity:
         direct = median(measured.direct)
         note += (
-            f" Run on every worker at once through `client.run` (no tasks, no scheduler), the "
-            f"loop reached {rate(direct)} items/s, {direct / capacity:.0%} of that capacity: "
+            f" {engine.direct}, the loop reached {rate(direct)} items/s, "
+            f"{direct / capacity:.0%} of that capacity: "
             "what this machine, shared with other work, left the cluster in this run."
         )
     table.notes.append(note)
@@ -676,7 +885,7 @@ def _noop_table(engine: Engine, found: Found, repeat: int) -> Table:
         row = [label, f"{figures.n:,}", seconds(figures.seconds), rate(figures.rate)]
         rows.append([*row, per_item, versus])
     title = f"{engine.name}, {engine.cluster}: no-op items, median of {repeat}"
-    return Table(title, NOOP_HEADERS, rows)
+    return Table(title, [*NOOP_HEADERS, _versus(engine)], rows)
 
 
 def _unavailable(engine: Engine, reason: NotAvailable) -> Table:
