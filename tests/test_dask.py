@@ -10,6 +10,7 @@ connects an asynchronous client from its own event loop.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import os
 import subprocess
@@ -90,7 +91,12 @@ def scheduler(tmp_path_factory):
 @pytest.fixture
 async def client(scheduler):
     async with distributed.Client(scheduler, asynchronous=True) as client:
-        await client.wait_for_workers(2)
+        # Two workers that answer: after a test that killed workers, their
+        # nannies may still be starting new ones, slowly on a busy machine.
+        with anyio.fail_after(60):
+            while len(await client.run(os.getpid)) < 2:
+                await client.wait_for_workers(2)
+                await asyncio.sleep(0.05)
         yield client
 
 
@@ -182,6 +188,11 @@ def exit_on_3(x):
     return x
 
 
+# On uvloop, distributed's client sometimes leaves a socket to a worker that
+# died unclosed, and the collector finds it later (seen 1 run in 3): Dask's
+# noise, with no setting to turn it off. It is collected here, inside this
+# test, and only this warning is let through.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.timeout(90)
 async def test_an_item_that_kills_its_workers_is_reported_and_the_rest_come_out(client):
     out = []
@@ -200,6 +211,8 @@ async def test_an_item_that_kills_its_workers_is_reported_and_the_rest_come_out(
         failure.error
     )
     assert report.stages[1].items_failed == 1
+    await client.close()
+    gc.collect()  # what the dead worker's connections left, collected under this test
 
 
 def held(release):
@@ -255,10 +268,10 @@ async def test_a_timeout_fails_an_overrunning_item_though_dask_cannot_stop_its_t
         out = [
             x
             async for x in Pipeline(range(3)).map(
-                # 2 s: a busy machine's task round trips take hundreds of ms.
+                # 5 s: on a busy machine a task's round trip can take a second.
                 held(str(release)),
                 on=pipework.dask(client),
-                timeout=2.0,
+                timeout=5.0,
                 errors=failures.append,
             )
         ]
