@@ -1,4 +1,4 @@
-"""A runner over any `concurrent.futures.Executor`, driven by ``loop.run_in_executor``.
+"""A runner over any `concurrent.futures.Executor`: each chunk one ``submit``, awaited here.
 
 It serves two of the ways a pooled stage can run: a thread pool that the run
 starts, and an executor the user passes in, which the run uses but never
