@@ -247,7 +247,12 @@ def test_fan_out_workload_checks_every_joined_pair_of_both_variants(bench, monke
     for row in table.rows:  # a variant whose pairs were wrong would show n/a with the reason
         assert row[col["items"]] == "300"
         assert float(row[col["items/s"]].replace(",", "")) > 0
-    assert table.rows[0][col["pipework's speed ÷ this one's (after start-up)"]] == "1.00x (1.00x)"
+    # Its own ratio: 1.00x; after start-up too, or "-" when a busy machine made the
+    # 1-item call take longer than the whole call, which leaves nothing to divide.
+    assert table.rows[0][col["pipework's speed ÷ this one's (after start-up)"]] in (
+        "1.00x (1.00x)",
+        "1.00x (-)",
+    )
 
 
 @pytest.mark.timeout(60)
