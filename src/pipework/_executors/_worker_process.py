@@ -124,6 +124,7 @@ async def start_worker(
         loop = asyncio.get_running_loop()
         _, worker.protocol = await loop.connect_accepted_socket(protocol, ours)
     except BaseException:
+        ours.close()  # no transport took it; closing twice is harmless
         _stop(process)
         raise
     return worker
