@@ -369,6 +369,32 @@ async def test_reap_returns_the_code_a_process_exits_with():
     assert not alive(child.pid)
 
 
+async def test_threads_that_poll_a_dead_worker_at_once_all_read_its_real_exit_status():
+    # Under forkserver two polls at once used to leave 255 for one of them:
+    # a replacement's start() polls every child while the loop reaps.
+    for _ in range(20):
+        async with started() as (worker, frames):
+            go = threading.Event()
+            seen = []
+
+            def spin(child=worker.process, go=go, seen=seen):
+                go.wait()
+                while child.exitcode is None:
+                    pass
+                seen.append(child.exitcode)
+
+            threads = [threading.Thread(target=spin) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            worker.process.kill()
+            go.set()
+            await asyncio.wait_for(frames.lost.wait(), 30)
+            assert await reap(worker.process) == -signal.SIGKILL
+            for thread in threads:
+                await asyncio.to_thread(thread.join, 30)
+            assert seen == [-signal.SIGKILL, -signal.SIGKILL]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
 async def test_reap_of_a_process_killed_by_a_signal_returns_the_signal_death_names(signum):
     child = process(time.sleep, 60)

@@ -12,6 +12,7 @@ import multiprocessing.context
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,7 +105,7 @@ async def start_worker(
     # A start cannot be taken back, so it runs to its end even when this task
     # is cancelled (asyncio's own cancel goes through anyio's shield); then a
     # cancelled start stops the process it made, and nothing outlives it.
-    starting = asyncio.ensure_future(anyio.to_thread.run_sync(process.start))
+    starting = asyncio.ensure_future(anyio.to_thread.run_sync(_start, process))
     cancelled = await _wait_out(starting)
     theirs.close()
     if cancelled:
@@ -141,6 +142,34 @@ async def _wait_out(future: asyncio.Future[Any]) -> bool:
         except Exception:  # noqa: BLE001 - the caller reads the future's exception
             break
     return cancelled
+
+
+def _start(process: Any) -> None:
+    process.start()
+    _serialize_polls(process)
+
+
+def _serialize_polls(process: Any) -> None:
+    """Let only one thread at a time ask ``process`` for its exit status.
+
+    Under forkserver the status is 8 bytes on a pipe, and two threads that
+    poll at once both see the pipe readable: one reads the status, the other
+    reads the end of the pipe and records 255 over it. Polls do come at once:
+    every ``Process.start()`` polls all live children from the thread that
+    starts a replacement, while the loop reaps the worker that died. The lock
+    is taken only for a poll, which does not block once the pipe is readable.
+    Polls of a process begin only once it has started, so this is in place
+    before the first one that matters.
+    """
+    popen = process._popen  # noqa: SLF001 - the object every exitcode and join asks
+    poll = popen.poll
+    lock = threading.Lock()
+
+    def locked_poll(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return poll(*args, **kwargs)
+
+    popen.poll = locked_poll
 
 
 def _stop(process: Any) -> None:
