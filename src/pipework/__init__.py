@@ -36,6 +36,8 @@ from ._observe._latency import Latency as Latency
 from ._observe._report import Failure as Failure
 from ._observe._report import Report as Report
 from ._observe._report import StageReport as StageReport
+from ._observe._snapshot import Snapshot as Snapshot
+from ._observe._snapshot import StageSnapshot as StageSnapshot
 from ._pipeline import Pipeline as Pipeline
 from ._sealed import SealedPipeline as SealedPipeline
 from ._service import FilteredOutError as FilteredOutError
@@ -68,8 +70,10 @@ __all__ = [
     "Service",
     "ServiceBusyError",
     "ServiceClosedError",
+    "Snapshot",
     "StagePlan",
     "StageReport",
+    "StageSnapshot",
     "Stream",
     "UnpicklableError",
     "WorkerDiedError",

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, Generic, TypeAlias, TypeVar
 
 import anyio
@@ -89,13 +90,18 @@ class Channel(Generic[T]):
 
     __slots__ = (
         "_batches",
+        "_bound",
         "_closed",
+        "_filled",
         "_getters",
         "_max_bytes",
         "_offset",
         "_putters",
+        "_since",
         "_size",
         "_sizes",
+        "blocked",
+        "born",
         "capacity",
         "peak",
         "peak_bound",
@@ -123,6 +129,15 @@ class Channel(Generic[T]):
         self._closed = False
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
+        # How full the channel has been, for snapshots: the integral over time
+        # of its fill (items held / its bound then), brought up to date at each
+        # packet in or out, so it costs a clock read per packet, never per item.
+        # The bound is the one last computed by a put; only a put changes it.
+        self.born = self._since = perf_counter()
+        self._filled = 0.0
+        self._bound = self.fits()
+        # Seconds its producer spent waiting for room (summed over producers).
+        self.blocked = 0.0
 
     def __len__(self) -> int:
         """Return the number of items held now."""
@@ -151,10 +166,24 @@ class Channel(Generic[T]):
         """Return how many items can be put now without waiting."""
         return max(0, self.fits() - self._size)
 
+    def fill(self) -> float:
+        """Return how full it is now: the items held over its bound (at most 1.0)."""
+        return min(1.0, self._size / self._bound)
+
+    def fill_seconds(self, now: float) -> float:
+        """Return the integral of `fill` over time, from its creation to ``now`` (perf_counter)."""
+        return self._filled + self._size / self._bound * max(0.0, now - self._since)
+
     async def wait_room(self) -> int:
         """Wait until at least one item fits, and return how many fit."""
-        while not (room := self.room()):
-            await _wait(self._putters)
+        if room := self.room():
+            return room
+        start = perf_counter()  # only a wait pays for the clock
+        try:
+            while not (room := self.room()):
+                await _wait(self._putters)
+        finally:
+            self.blocked += perf_counter() - start
         return room
 
     def measure(self, packet: Packet[T]) -> None:
@@ -194,14 +223,21 @@ class Channel(Generic[T]):
         if self._closed:
             raise ChannelClosedError("put into a closed channel")
         n = len(packet)
-        if n > self.room():
+        fits = self.fits()
+        if n > fits - self._size:
             raise ValueError(f"a packet of {n} does not fit in the room of {self.room()}")
         if n:
+            # The fill integral, brought up to date before the size changes;
+            # inline, since a method call here would cost as much again.
+            now = perf_counter()
+            self._filled += self._size / self._bound * (now - self._since)
+            self._since = now
+            self._bound = fits
             self._batches.append(packet)
             self._size += n
             if self._size > self.peak:
                 self.peak = self._size
-                self.peak_bound = self.fits()
+                self.peak_bound = fits
             _wake(self._getters)
 
     def close(self) -> None:
@@ -222,6 +258,9 @@ class Channel(Generic[T]):
                 return None
             raise WouldBlockError
         taken = self._take_one() if max_items is None else self._take_up_to(max_items)
+        now = perf_counter()
+        self._filled += self._size / self._bound * (now - self._since)
+        self._since = now
         self._size -= len(taken)
         _wake(self._putters)
         return taken

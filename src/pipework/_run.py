@@ -12,13 +12,13 @@ import multiprocessing
 from collections.abc import Awaitable, Callable
 from functools import partial
 from operator import attrgetter
-from time import perf_counter
 from typing import Any
 
 from ._channel import Channel, Drain, Sender, Tee
 from ._model._graph import Graph, output_bounds
 from ._model._specs import PartitionSpec, SinkSpec, StageSpec, ZipSpec
-from ._observe._report import Report, StageReport, StageStats
+from ._observe._report import Report
+from ._observe._snapshot import Monitor
 from ._shutdown import StopSignal
 from ._stages import Zipper, claim_sources, run_node
 from ._stages._policy import LEFT_STREAM, RUN_OBSERVER, ItemObserver
@@ -30,6 +30,7 @@ async def execute(
     tail: Channel[Any] | None = None,
     stop: StopSignal | None = None,
     observer: ItemObserver | None = None,
+    monitor: Monitor | None = None,
 ) -> Report:
     """Run ``graph`` to the end of its stream and return its report.
 
@@ -38,13 +39,15 @@ async def execute(
     ends, so its reader always wakes. Setting ``stop`` ends the stream at
     the source, and the run drains. An ``observer`` hears of every item that
     fails for good, or that a filter or flat_map reshapes; with one, a
-    failed item never stops the run (see `ItemObserver`).
+    failed item never stops the run (see `ItemObserver`). A ``monitor``
+    made for ``graph`` holds the run's counters, for live snapshots; the
+    report is its last reading.
     """
     token = RUN_OBSERVER.set(observer)  # even None: a run inside a stage has its own
     try:
         _refuse_in_worker_bootstrap()
         claim_sources(graph)
-        return await _execute(graph, tail, stop, observer)
+        return await _execute(graph, tail, stop, observer, monitor or Monitor(graph))
     finally:
         RUN_OBSERVER.reset(token)
         if tail is not None:
@@ -52,44 +55,32 @@ async def execute(
 
 
 async def _execute(
-    graph: Graph, tail: Channel[Any] | None, stop: StopSignal | None, observer: ItemObserver | None
+    graph: Graph,
+    tail: Channel[Any] | None,
+    stop: StopSignal | None,
+    observer: ItemObserver | None,
+    monitor: Monitor,
 ) -> Report:
-    start = perf_counter()
     inputs, outputs = _wire(graph, tail, observer)
     zippers = _zippers(graph, inputs)
     hooks = _hooks(graph, zippers)
-    stats = [StageStats() for _ in graph.nodes]
-    async with FailFastGroup() as group:
-        for node in graph.nodes:
-            run = partial(run_node, stop=stop, zipper=zippers.get(node.id))
-            group.spawn(
-                _told,
-                hooks.get(node.id),
-                run,
-                node,
-                inputs[node.id],
-                outputs[node.id],
-                stats[node.id],
-            )
-    stages = tuple(
-        StageReport(
-            name=node.spec.name,
-            kind=node.spec.kind,
-            items_in=s.items_in,
-            items_out=s.items_out,
-            items_failed=s.failed,
-            busy_seconds=s.busy,
-            queue_capacity=_bound(outputs[node.id]),
-            queue_peak=max((out.peak for out in outputs[node.id]), default=0),
-            items_retried=s.retried,
-            # In source order, whatever order the items failed in.
-            failures=tuple(sorted(s.failures, key=attrgetter("index"))),
-            latency=s.latency.summary(),
-            items_unmatched=s.unmatched,
-        )
-        for node, s in zip(graph.nodes, stats, strict=True)
-    )
-    return Report(stages, perf_counter() - start)
+    monitor.started(inputs, outputs)
+    try:
+        async with FailFastGroup() as group:
+            for node in graph.nodes:
+                run = partial(run_node, stop=stop, zipper=zippers.get(node.id))
+                group.spawn(
+                    _told,
+                    hooks.get(node.id),
+                    run,
+                    node,
+                    inputs[node.id],
+                    outputs[node.id],
+                    monitor.stats[node.id],
+                )
+    finally:
+        monitor.finished()
+    return monitor.report()
 
 
 def _wire(
@@ -128,21 +119,6 @@ def _wire(
             senders.append(Tee(channels, copied))
         outputs[node.id] = senders
     return inputs, outputs
-
-
-def _bound(outputs: list[Sender]) -> int:
-    """Return the bound of a stage's fullest output at its peak; 0 for a sink or a drain.
-
-    A channel bounded in bytes holds as many items as fit, so its item
-    ceiling (`AUTO_ITEMS`) would say nothing; what it held room for at its
-    peak tells whether it was full. An output nobody reads (a `Drain`) holds
-    nothing, and counts as none.
-    """
-    outputs = [out for out in outputs if not isinstance(out, Drain)]
-    if not outputs:
-        return 0
-    fullest = max(outputs, key=lambda out: out.peak)
-    return fullest.peak_bound if fullest.peak else fullest.fits()
 
 
 def _ports(spec: StageSpec) -> int:

@@ -13,6 +13,7 @@ import anyio
 from ._channel import Channel
 from ._model._graph import Graph, output_bounds
 from ._observe._report import Report
+from ._observe._snapshot import Monitor, Snapshot
 from ._run import execute
 from ._tasks import retrieve_outcome
 
@@ -50,15 +51,35 @@ class Stream(Generic[T_co]):
         self._task: asyncio.Task[Report] | None = None
         self._items: deque[Any] = deque()
         self._report: Report | None = None
+        self._monitor = Monitor(graph)
 
     @property
     def report(self) -> Report | None:
         """The run's report once it has run to its end, else ``None``."""
         return self._report
 
+    def snapshot(self) -> Snapshot:
+        """Return every stage's counts, rates, busy share and channel fill, as of now.
+
+        It reads counters the stages keep anyway, so it is cheap, and the run
+        goes on meanwhile. Before the run starts every count is zero; after
+        it ends, the snapshot is the run's last word (``done`` is true).
+        Call it from the event loop's thread.
+
+        Example::
+
+            async with pipeline.stream() as outputs:
+                async for out in outputs:
+                    snap = outputs.snapshot()
+                    print(f"{snap['parse'].utilisation:.0%} busy, eta {snap.eta_seconds}")
+        """
+        return self._monitor.snapshot()
+
     def _start(self) -> asyncio.Task[Report]:
         if self._task is None:
-            task = asyncio.get_running_loop().create_task(execute(self._graph, self._tail))
+            task = asyncio.get_running_loop().create_task(
+                execute(self._graph, self._tail, monitor=self._monitor)
+            )
             # If the reader walks away, its failure is of no one's concern;
             # fetching it here keeps asyncio from logging it as lost.
             task.add_done_callback(retrieve_outcome)

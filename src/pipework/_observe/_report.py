@@ -2,7 +2,8 @@
 
 Counters are plain integers and floats on one object per stage, bumped by
 the stage's own task, so counting costs the hot path almost nothing. The
-report the caller sees is a frozen snapshot of them.
+report the caller sees is a frozen reading of them, made by the same code
+as a live `Snapshot` (`_snapshot.Monitor`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class StageStats:
 
     __slots__ = (
         "busy",
+        "capacity",
         "failed",
         "failures",
         "items_in",
@@ -52,6 +54,8 @@ class StageStats:
         self.retried = 0
         self.unmatched = 0
         self.busy = 0.0
+        # Items it works on at once (workers, concurrency); None: no work of its own.
+        self.capacity: int | None = 1
         self.failures: list[Failure] = []
         self.latency = Histogram()
 
@@ -79,6 +83,17 @@ class StageReport:
     :ivar items_unmatched: for a zip, the source items it left out because
         some branch dropped them (a filter, a skipped failure); the other
         branches' copies of them are in ``items_in``
+    :ivar utilisation: ``busy_seconds / (wall_seconds * capacity)``, 0.0 to 1.0:
+        for an async stage, the share of its ``concurrency`` in use, not summed
+        seconds; ``None`` for a stage with no work of its own (batch, merge, zip)
+    :ivar capacity: the items it works on at once: its workers, its
+        ``concurrency``, or 1; ``None`` for a batch, merge, partition or zip
+    :ivar blocked_seconds: time it waited for room in its output; for a
+        source, ``busy_seconds`` is the time it waited on its iterator
+    :ivar input_fill_mean: how full its input was, 0.0 to 1.0, averaged over
+        the run; ``None`` for a source
+    :ivar output_fill_mean: the same for its output; ``None`` for a sink, or
+        an output nobody reads
     """
 
     name: str
@@ -93,6 +108,11 @@ class StageReport:
     failures: tuple[Failure, ...] = ()
     latency: Latency | None = None
     items_unmatched: int = 0
+    utilisation: float | None = None
+    capacity: int | None = None
+    blocked_seconds: float = 0.0
+    input_fill_mean: float | None = None
+    output_fill_mean: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from .._channel import Channel
 from .._model._graph import Graph, Outlet, Step, one_each, output_bounds
 from .._model._specs import BatchSpec, MapSpec, SourceSpec, source_spec
 from .._observe._report import Report
+from .._observe._snapshot import Monitor, Snapshot
 from .._run import execute
 from .._tasks import FailFastGroup, retrieve_outcome
 from ._ledger import Gate, Intake, Ledger, ServiceBusyError, ServiceClosedError
@@ -104,6 +105,7 @@ class Service(Generic[R_co]):
         self._failure: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
         self._report: Report | None = None
+        self._monitor: Monitor | None = None
 
     @property
     def max_in_flight(self) -> int:
@@ -128,6 +130,29 @@ class Service(Generic[R_co]):
         stage's ``errors=``, since each failed only its own result.
         """
         return self._report
+
+    def snapshot(self) -> Snapshot:
+        """Return every stage's counts, rates, busy share and channel fill, as of now.
+
+        It reads counters the stages keep anyway, so it is cheap, and the
+        service goes on meanwhile: a health check or a metrics page may call
+        it as often as it likes. Call it from the event loop's thread.
+
+        Example::
+
+            async with pipeline.open() as service:
+                ...
+                snap = service.snapshot()
+                for stage in snap.stages:
+                    print(stage.name, stage.items_out, stage.utilisation, stage.input_fill)
+
+        :raises ServiceClosedError: if the service has not been opened yet
+        """
+        if self._monitor is None:
+            raise ServiceClosedError(
+                "the service is not open: take snapshots inside `async with pipeline.open()`"
+            )
+        return self._monitor.snapshot()
 
     async def submit(self, item: Any) -> R_co:
         """Submit ``item`` and return its result, waiting first for room if the service is full.
@@ -198,8 +223,9 @@ class Service(Generic[R_co]):
         fed = replace(source.spec, source=self._intake)
         graph = Graph.of([self._outlet], replace={source: fed})
         tail: Channel[Any] = Channel(*output_bounds(self._outlet.step.spec))
+        self._monitor = Monitor(graph)
         self._state = "open"
-        self._task = asyncio.get_running_loop().create_task(self._serve(graph, tail))
+        self._task = asyncio.get_running_loop().create_task(self._serve(graph, tail, self._monitor))
         self._task.add_done_callback(retrieve_outcome)
         return self
 
@@ -229,10 +255,10 @@ class Service(Generic[R_co]):
         # not would be a bug, and its caller must not wait forever.
         self._ledger.end(RuntimeError("pipework: the service lost track of this item"))
 
-    async def _serve(self, graph: Graph, tail: Channel[Any]) -> None:
+    async def _serve(self, graph: Graph, tail: Channel[Any], monitor: Monitor) -> None:
         try:
             async with FailFastGroup() as group:
-                group.spawn(self._run, graph, tail)
+                group.spawn(self._run, graph, tail, monitor)
                 group.spawn(self._read, tail)
         except Exception as exc:
             self._failure = exc
@@ -242,8 +268,8 @@ class Service(Generic[R_co]):
             self._ledger.end(error)
             raise
 
-    async def _run(self, graph: Graph, tail: Channel[Any]) -> None:
-        self._report = await execute(graph, tail, observer=self._ledger)
+    async def _run(self, graph: Graph, tail: Channel[Any], monitor: Monitor) -> None:
+        self._report = await execute(graph, tail, observer=self._ledger, monitor=monitor)
 
     async def _read(self, tail: Channel[Any]) -> None:
         while (packet := await tail.take()) is not None:

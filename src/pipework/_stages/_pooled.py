@@ -57,6 +57,7 @@ async def run_pooled(
         stage=label,
         payload=spec.payload,
     )
+    stats.capacity = runner.capacity  # for snapshots: its utilisation is a share of this
     aborted = True
     try:
         await _run_chunks(spec, label, inp, out, stats=stats, runner=runner)
