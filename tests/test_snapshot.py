@@ -174,7 +174,7 @@ def test_a_channel_integrates_its_fill_over_time():
     channel.put_nowait(Packet(range(2), [0, 1]))
     assert channel.fill() == 0.5
     # Half full from the put on: the integral grows at half the clock's pace.
-    since = channel._since  # noqa: SLF001 - the time of the last change
-    assert channel.fill_seconds(since + 2.0) == pytest.approx(channel._filled + 1.0)  # noqa: SLF001
+    since = channel._since
+    assert channel.fill_seconds(since + 2.0) == pytest.approx(channel._filled + 1.0)
     channel.take_nowait()
     assert channel.fill() == 0.0
