@@ -13,9 +13,11 @@ import asyncio
 import gc
 import itertools
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 from pathlib import Path
 
@@ -153,6 +155,59 @@ async def test_setup_runs_once_per_worker_process(client, tmp_path):
     assert len(setups) == len(set(setups))  # once per process
     assert set(setups) == {pid for _, pid, _ in out}
     assert len(setups) <= 2
+
+
+# Noise from the killed worker's sockets, as in the kill test below.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.timeout(120)
+async def test_setup_runs_again_in_a_worker_that_was_restarted(client, tmp_path):
+    log = tmp_path / "setups"
+
+    def load():
+        with log.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return os.getpid()
+
+    def use(state, x):
+        time.sleep(0.05 * x)  # enough to keep both workers busy
+        return state, os.getpid()
+
+    feed: asyncio.Queue[int] = asyncio.Queue()
+
+    async def items():
+        while True:
+            yield await feed.get()
+
+    stream = Pipeline(items()).map(use, on=pipework.dask(client), setup=load, chunksize=1)
+    async with stream.stream() as results:
+        await feed.put(0)
+        state, first = await anext(results)
+        assert state == first
+        before = set((await client.run(os.getpid)).values())
+        os.kill(first, signal.SIGKILL)  # between chunks: no task is lost
+        with anyio.fail_after(60):  # until its nanny has started a new one
+            while True:
+                # A worker being restarted does not answer: it is left out.
+                now = set((await client.run(os.getpid, on_error="ignore")).values())
+                if len(now) == 2 and now != before:
+                    break
+                await asyncio.sleep(0.05)
+        [restarted] = now - before
+        # Until a chunk lands on the new worker: Dask puts a chunk where the
+        # stage's payload already is, so only enough work at once to keep
+        # both workers busy sends one to the new worker, which fetches it.
+        with anyio.fail_after(60):
+            pids: set[int] = set()
+            while restarted not in pids:
+                for _ in range(8):
+                    await feed.put(1)
+                for _ in range(8):
+                    state, pid = await anext(results)
+                    assert state == pid  # every result saw its own process's setup
+                    pids.add(pid)
+    assert restarted in [int(line) for line in log.read_text().split()]
+    await client.close()
+    gc.collect()  # what the dead worker's connections left, collected under this test
 
 
 @pytest.mark.timeout(60)
