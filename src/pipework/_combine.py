@@ -6,6 +6,7 @@ from typing import Any, TypeVar, overload
 
 from ._model._graph import Graph, Outlet, Step, keeps_order, label_in, outlets_read
 from ._model._specs import MapSpec, MergeSpec, PartitionSpec, ZipSpec, merge_spec, zip_spec
+from ._observe._progress import ProgressOption
 from ._observe._report import Report
 from ._pipeline import Pipeline
 from ._run import execute
@@ -179,7 +180,9 @@ def merge(
 
 
 async def run_all(
-    *pipelines: Pipeline[Any] | SealedPipeline, stop: StopSignal | None = None
+    *pipelines: Pipeline[Any] | SealedPipeline,
+    stop: StopSignal | None = None,
+    progress: ProgressOption = False,
 ) -> Report:
     """Run several pipelines as one graph, and return one report.
 
@@ -194,6 +197,7 @@ async def run_all(
         report = await pipework.run_all(rows.sink(database.insert), rows.sink(csv_file.write))
 
     :param stop: as for `Pipeline.run`: once set, every source stops reading
+    :param progress: as for `Pipeline.run`: one line per stage of the whole graph
     """
     if not pipelines:
         raise TypeError("run_all() needs at least one pipeline")
@@ -204,7 +208,7 @@ async def run_all(
                 f"run_all(): argument {number} is a {type(pipeline).__qualname__}, not a pipeline"
             )
         outlets.append(pipeline._outlet)  # noqa: SLF001 - one package
-    return await execute(Graph.of(outlets), stop=stop)
+    return await execute(Graph.of(outlets), stop=stop, progress=progress)
 
 
 def _outlets(what: str, pipelines: tuple[Any, ...]) -> tuple[Outlet, ...]:

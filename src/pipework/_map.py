@@ -7,6 +7,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from ._model._checks import is_async_callable
 from ._model._options import On, Retry
+from ._observe._progress import ProgressOption
 from ._pipeline import Pipeline
 
 MAP_BUFFER = 4096
@@ -31,6 +32,7 @@ async def map(
     concurrency: int | None = None,
     retry: int | Retry | None = None,
     timeout: float | None = None,  # noqa: ASYNC109 - a limit per item, not on this call
+    progress: ProgressOption = False,
 ) -> list[U]: ...
 @overload
 async def map(
@@ -42,6 +44,7 @@ async def map(
     chunksize: int | None = None,
     retry: int | Retry | None = None,
     timeout: float | None = None,  # noqa: ASYNC109 - a limit per item, not on this call
+    progress: ProgressOption = False,
 ) -> list[U]: ...
 @overload
 async def map(
@@ -54,8 +57,16 @@ async def map(
     chunksize: int | None = None,
     retry: int | Retry | None = None,
     timeout: float | None = None,  # noqa: ASYNC109 - a limit per item, not on this call
+    progress: ProgressOption = False,
 ) -> list[U]: ...
-async def map(fn: Callable[..., Any], items: Any, *, on: On = None, **options: Any) -> list[Any]:
+async def map(
+    fn: Callable[..., Any],
+    items: Any,
+    *,
+    on: On = None,
+    progress: ProgressOption = False,
+    **options: Any,
+) -> list[Any]:
     """Apply ``fn`` to every item in parallel and return the results in input order.
 
     It replaces ``Pool(n).map(f, xs)``, ``ProcessPoolExecutor().map`` and
@@ -74,6 +85,10 @@ async def map(fn: Callable[..., Any], items: Any, *, on: On = None, **options: A
     ``retry=`` and ``timeout=`` work as on `Pipeline.map`. There is no
     ``errors=``: a list with items skipped would no longer line up with its
     input; use a `Pipeline` with ``errors="skip"`` and read ``report.failures``.
+    ``progress=True`` shows the source and the map as they go, on stderr
+    (see `Pipeline.run`), and ``progress=callable`` feeds it snapshots::
+
+        vectors = await pipework.map(embed, texts, progress=True)
 
     :raises: the first exception ``fn`` raised, as itself, with a note naming the item
     """
@@ -90,7 +105,7 @@ async def map(fn: Callable[..., Any], items: Any, *, on: On = None, **options: A
         fn, buffer=MAP_BUFFER, **options
     )
     results: list[Any] = []
-    async with pipeline.stream() as outputs:
+    async with pipeline.stream(progress=progress) as outputs:
         while (batch := await outputs._next_packet()) is not None:  # noqa: SLF001 - a sibling module
             results.extend(batch)
     return results

@@ -20,6 +20,7 @@ from ._model._specs import (
     sink_spec,
     source_spec,
 )
+from ._observe._progress import ProgressOption
 from ._observe._report import Report
 from ._run import execute
 from ._sealed import SealedPipeline
@@ -375,7 +376,9 @@ class Pipeline(Generic[T_co]):
 
     # running -----------------------------------------------------------
 
-    async def run(self, *, stop: StopSignal | None = None) -> Report:
+    async def run(
+        self, *, stop: StopSignal | None = None, progress: ProgressOption = False
+    ) -> Report:
         """Run the pipeline to the end of its source, and return its report.
 
         Outputs of a pipeline with no sink are counted and dropped. The first
@@ -392,8 +395,13 @@ class Pipeline(Generic[T_co]):
             once it is set the source takes no more input, the items in flight
             finish, and the report is returned. `stop_on_signals` sets one on
             SIGINT or SIGTERM. To stop at once instead, cancel the run.
+        :param progress: ``True`` to show progress on stderr while it runs: on
+            a terminal, one line per stage redrawn in place (with rich, the
+            ``pipework[progress]`` extra), else plain lines every 10 s; or a
+            callable that receives a `Snapshot` every second and once at the
+            end (``snapshot.done``), for a display of your own
         """
-        return await execute(self._graph, stop=stop)
+        return await execute(self._graph, stop=stop, progress=progress)
 
     @classmethod
     def service(
@@ -414,16 +422,23 @@ class Pipeline(Generic[T_co]):
         return Pipeline._of(service_outlet(buffer=buffer, name=name))
 
     @overload
-    def open(self, *, max_in_flight: int = ..., results: Literal["one"] = ...) -> Service[T_co]: ...
+    def open(
+        self,
+        *,
+        max_in_flight: int = ...,
+        results: Literal["one"] = ...,
+        progress: ProgressOption = ...,
+    ) -> Service[T_co]: ...
     @overload
     def open(
-        self, *, max_in_flight: int = ..., results: Literal["list"]
+        self, *, max_in_flight: int = ..., results: Literal["list"], progress: ProgressOption = ...
     ) -> Service[list[T_co]]: ...
     def open(
         self,
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         results: Literal["one", "list"] = "one",
+        progress: ProgressOption = False,
     ) -> Service[T_co] | Service[list[T_co]]:
         """Return a `Service` that runs this pipeline while its ``async with`` block lasts.
 
@@ -444,21 +459,28 @@ class Pipeline(Generic[T_co]):
             filter that drops it raises `FilteredOutError`); ``"list"``: the
             list of its outputs, possibly empty, which a pipeline with a
             ``flat_map`` needs
+        :param progress: as for `run`, for as long as the service is open; a
+            callable suits a service best (a log line, a metrics page), and
+            `Service.snapshot` reads the same figures on demand
         :raises TypeError, ValueError: at once, for a pipeline or a setting a
             service cannot run
         """
-        return Service(self._outlet, max_in_flight=max_in_flight, results=results)
+        return Service(
+            self._outlet, max_in_flight=max_in_flight, results=results, progress=progress
+        )
 
-    def stream(self) -> Stream[T_co]:
+    def stream(self, *, progress: ProgressOption = False) -> Stream[T_co]:
         """Return the outputs as an async iterator that runs the pipeline as it is read.
 
         Example::
 
-            async with Pipeline(urls).map(fetch).stream() as pages:
+            async with Pipeline(urls).map(fetch).stream(progress=True) as pages:
                 async for page in pages:
                     print(len(page))
+
+        :param progress: as for `run`; `Stream.snapshot` reads the same figures
         """
-        return Stream(self._graph)
+        return Stream(self._graph, progress=progress)
 
     def __aiter__(self) -> Stream[T_co]:
         """Iterate over the outputs: ``async for out in pipeline`` is ``pipeline.stream()``."""

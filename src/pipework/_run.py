@@ -17,6 +17,7 @@ from typing import Any
 from ._channel import Channel, Drain, Sender, Tee
 from ._model._graph import Graph, output_bounds
 from ._model._specs import PartitionSpec, SinkSpec, StageSpec, ZipSpec
+from ._observe._progress import ProgressOption, with_progress
 from ._observe._report import Report
 from ._observe._snapshot import Monitor
 from ._shutdown import StopSignal
@@ -30,7 +31,9 @@ async def execute(
     tail: Channel[Any] | None = None,
     stop: StopSignal | None = None,
     observer: ItemObserver | None = None,
+    *,
     monitor: Monitor | None = None,
+    progress: ProgressOption = False,
 ) -> Report:
     """Run ``graph`` to the end of its stream and return its report.
 
@@ -41,13 +44,16 @@ async def execute(
     fails for good, or that a filter or flat_map reshapes; with one, a
     failed item never stops the run (see `ItemObserver`). A ``monitor``
     made for ``graph`` holds the run's counters, for live snapshots; the
-    report is its last reading.
+    report is its last reading. ``progress`` shows the run as it goes
+    (see `_observe._progress`).
     """
     token = RUN_OBSERVER.set(observer)  # even None: a run inside a stage has its own
     try:
         _refuse_in_worker_bootstrap()
         claim_sources(graph)
-        return await _execute(graph, tail, stop, observer, monitor or Monitor(graph))
+        monitor = monitor or Monitor(graph)
+        run = _execute(graph, tail, stop, observer, monitor)
+        return await (with_progress(progress, monitor, run) if progress is not False else run)
     finally:
         RUN_OBSERVER.reset(token)
         if tail is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NoReturn
 
 from ._model._graph import Graph, Outlet
+from ._observe._progress import ProgressOption
 from ._observe._report import Report
 from ._run import execute
 from ._shutdown import StopSignal
@@ -50,6 +51,8 @@ class SealedPipeline:
                 "the sink ends"
             )
 
-    async def run(self, *, stop: StopSignal | None = None) -> Report:
+    async def run(
+        self, *, stop: StopSignal | None = None, progress: ProgressOption = False
+    ) -> Report:
         """Run every stage to the end of the source, and return the report; see `Pipeline.run`."""
-        return await execute(self._graph, stop=stop)
+        return await execute(self._graph, stop=stop, progress=progress)

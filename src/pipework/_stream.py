@@ -12,6 +12,7 @@ import anyio
 
 from ._channel import Channel
 from ._model._graph import Graph, output_bounds
+from ._observe._progress import ProgressOption
 from ._observe._report import Report
 from ._observe._snapshot import Monitor, Snapshot
 from ._run import execute
@@ -41,9 +42,10 @@ class Stream(Generic[T_co]):
     A failure in any stage is raised from the ``async for``, as itself.
     """
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, *, progress: ProgressOption = False) -> None:
         """Prepare to run ``graph``; it starts on entry or on the first read."""
         self._graph = graph
+        self._progress = progress
         tails = graph.tails
         self._tail: Channel[Any] = Channel(
             *(output_bounds(graph.nodes[tails[0][0]].spec) if tails else (1, None))
@@ -78,7 +80,7 @@ class Stream(Generic[T_co]):
     def _start(self) -> asyncio.Task[Report]:
         if self._task is None:
             task = asyncio.get_running_loop().create_task(
-                execute(self._graph, self._tail, monitor=self._monitor)
+                execute(self._graph, self._tail, monitor=self._monitor, progress=self._progress)
             )
             # If the reader walks away, its failure is of no one's concern;
             # fetching it here keeps asyncio from logging it as lost.

@@ -25,6 +25,7 @@ import anyio
 from .._channel import Channel
 from .._model._graph import Graph, Outlet, Step, one_each, output_bounds
 from .._model._specs import BatchSpec, MapSpec, SourceSpec, source_spec
+from .._observe._progress import ProgressOption
 from .._observe._report import Report
 from .._observe._snapshot import Monitor, Snapshot
 from .._run import execute
@@ -93,10 +94,12 @@ class Service(Generic[R_co]):
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         results: Literal["one", "list"] = "one",
+        progress: ProgressOption = False,
     ) -> None:
         """Prepare to serve the pipeline that ends at ``outlet``; use `Pipeline.open`."""
         _check(outlet, max_in_flight, results)
         self._outlet = outlet
+        self._progress = progress
         self._gate = Gate(max_in_flight)
         self._ledger = Ledger(self._gate, collect=results == "list")
         self._intake = Intake()
@@ -269,7 +272,9 @@ class Service(Generic[R_co]):
             raise
 
     async def _run(self, graph: Graph, tail: Channel[Any], monitor: Monitor) -> None:
-        self._report = await execute(graph, tail, observer=self._ledger, monitor=monitor)
+        self._report = await execute(
+            graph, tail, observer=self._ledger, monitor=monitor, progress=self._progress
+        )
 
     async def _read(self, tail: Channel[Any]) -> None:
         while (packet := await tail.take()) is not None:

@@ -1,0 +1,233 @@
+"""Progress while a run runs: ``progress=True``, or ``progress=callable``.
+
+A task beside the run takes a `Snapshot` at an interval and shows it. It
+reads counters the stages keep anyway, so it adds no work per item, and a
+tick costs the loop some microseconds per stage. Three displays:
+
+- on a terminal, with rich installed (``pipework[progress]``), a table of
+  one line per stage, redrawn in place, left on screen as the summary;
+- anywhere else (a pipe, a CI log, ``nohup``, or a terminal without rich),
+  plain lines now and then, and a last block at the end, with no control codes;
+- a callable given as ``progress=``, called with each snapshot and once at
+  the end (``snapshot.done``), for an app's own display.
+
+Progress writes to stderr, never to stdout, which belongs to the program.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TextIO, TypeAlias, TypeVar
+
+import anyio
+
+from .._tasks import FailFastGroup
+from ._snapshot import Monitor, Snapshot, StageSnapshot
+
+T = TypeVar("T")
+
+ProgressOption: TypeAlias = "bool | Callable[[Snapshot], object]"
+"""What ``progress=`` takes: ``True`` for a display on stderr, or a callable fed snapshots."""
+
+TERMINAL_INTERVAL = 0.25
+"""Seconds between redraws of the terminal display: lively, and a few hundred µs a second."""
+
+PLAIN_INTERVAL = 10.0
+"""Seconds between plain blocks into a log: readable when a run lasts hours."""
+
+PLAIN_TERMINAL_INTERVAL = 2.0
+"""Seconds between plain blocks on a terminal without rich: a person is watching."""
+
+CALLBACK_INTERVAL = 1.0
+"""Seconds between calls of a ``progress=`` callable."""
+
+logger = logging.getLogger("pipework.progress")
+
+
+class Display(Protocol):
+    """Shows snapshots: ``show`` at each tick, ``end`` once with the last one."""
+
+    interval: float
+
+    async def show(self, snapshot: Snapshot) -> None:
+        """Show a snapshot taken while the run goes on."""
+
+    async def end(self, snapshot: Snapshot) -> None:
+        """Show the run's last snapshot, and leave it there."""
+
+
+async def with_progress(progress: ProgressOption, monitor: Monitor, run: Awaitable[T]) -> T:
+    """Await ``run`` while ``progress`` shows what ``monitor`` sees; see the module docstring.
+
+    A callable that raises stops the run, as a failing stage would: it is
+    the caller's code, and its bug should be seen, not logged away.
+    """
+    if progress is False:
+        return await run
+    display = display_for(progress)
+    outcome: list[T] = []
+
+    async def work() -> None:
+        outcome.append(await run)
+        group.cancel()  # the ticker: nothing more to show
+
+    failed = True
+    try:
+        async with FailFastGroup() as group:
+            group.spawn(work)
+            group.spawn(_tick, display, monitor)
+        failed = False
+    finally:
+        monitor.finished()
+        with anyio.CancelScope(shield=True):
+            try:
+                await display.end(monitor.snapshot())
+            except Exception:
+                if not failed:
+                    raise
+                logger.exception("the progress display failed at the end of a failed run")
+    return outcome[0]
+
+
+async def _tick(display: Display, monitor: Monitor) -> None:
+    while True:
+        await asyncio.sleep(display.interval)
+        await display.show(monitor.snapshot())
+
+
+def display_for(
+    progress: ProgressOption, stream: TextIO | None = None, *, terminal: bool | None = None
+) -> Display:
+    """Choose the display for ``progress``: its callable, rich on a terminal, or plain lines.
+
+    ``stream`` (stderr by default) and ``terminal`` (whether it is one) are
+    for tests.
+    """
+    if callable(progress):
+        return Callback(progress)
+    if progress is not True:
+        raise TypeError(f"progress= must be True, False or a callable, not {progress!r}")
+    out = stream if stream is not None else sys.stderr
+    if terminal is None:
+        terminal = _isatty(out)
+    if terminal and importlib.util.find_spec("rich") is not None:
+        from ._rich import RichDisplay  # noqa: PLC0415 - rich is imported only when shown
+
+        return RichDisplay(out, TERMINAL_INTERVAL)
+    return Plain(out, PLAIN_TERMINAL_INTERVAL if terminal else PLAIN_INTERVAL)
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a stand-in without it, or a closed file
+        return False
+
+
+class Callback:
+    """Hands each snapshot to the user's callable, awaiting what it returns if it is awaitable."""
+
+    def __init__(
+        self, fn: Callable[[Snapshot], object], interval: float = CALLBACK_INTERVAL
+    ) -> None:
+        """Call ``fn`` every ``interval`` seconds, and once at the end."""
+        self._fn = fn
+        self.interval = interval
+
+    async def show(self, snapshot: Snapshot) -> None:
+        """Call the callable with a snapshot."""
+        result: Any = self._fn(snapshot)
+        if inspect.isawaitable(result):
+            await result
+
+    async def end(self, snapshot: Snapshot) -> None:
+        """Call the callable with the last snapshot (``snapshot.done`` is true)."""
+        await self.show(snapshot)
+
+
+class Plain:
+    """Writes a block of plain lines, one per stage, at each tick and at the end."""
+
+    def __init__(self, out: TextIO, interval: float) -> None:
+        """Write to ``out`` every ``interval`` seconds."""
+        self._out = out
+        self.interval = interval
+
+    async def show(self, snapshot: Snapshot) -> None:
+        """Write the snapshot's lines."""
+        self._out.write("\n".join(plain_lines(snapshot)) + "\n")
+        self._out.flush()
+
+    async def end(self, snapshot: Snapshot) -> None:
+        """Write the last snapshot's lines."""
+        await self.show(snapshot)
+
+
+def plain_lines(snapshot: Snapshot) -> list[str]:
+    """Render a snapshot as a headline and one line per stage, with no control codes."""
+    return [headline(snapshot)] + [
+        f"  #{number} {stage.name} ({stage.kind}): " + ", ".join(cells(stage, done=snapshot.done))
+        for number, stage in enumerate(snapshot.stages)
+    ]
+
+
+def headline(snapshot: Snapshot) -> str:
+    """Say how long the run has gone, and how long it has to go if that is known."""
+    if snapshot.done:
+        return f"pipework: done in {duration(snapshot.elapsed)}"
+    eta = snapshot.eta_seconds
+    left = "" if eta is None else f", about {duration(eta)} to go"
+    return f"pipework: {duration(snapshot.elapsed)}{left}"
+
+
+def shown_rate(stage: StageSnapshot, *, done: bool) -> float:
+    """Return the rate to show: the recent one while the run goes, the whole run's at the end."""
+    return stage.rate if done else stage.recent_rate
+
+
+def cells(stage: StageSnapshot, *, done: bool) -> list[str]:
+    """Describe a stage in a few short phrases: counts, rate, input fill, busy share, ETA."""
+    if stage.kind == "source":
+        of = "" if stage.length is None else f"/{stage.length:,}"
+        said = [f"{stage.items_out:,}{of} read"]
+    else:
+        said = [f"in {stage.items_in:,}", f"out {stage.items_out:,}"]
+    if stage.items_failed:
+        said.append(f"failed {stage.items_failed:,}")
+    said.append(f"{rate(shown_rate(stage, done=done))}/s")
+    if stage.input_fill is not None:
+        said.append(f"input {stage.input_fill:.0%} full")
+    if stage.utilisation is not None and stage.kind != "source":
+        said.append(f"{stage.utilisation:.0%} busy")
+    if stage.remaining and stage.recent_rate > 0:
+        said.append(f"eta {duration(stage.remaining / stage.recent_rate)}")
+    return said
+
+
+_TWO_PLACES, _ONE_PLACE = 10, 100  # below these rates, show decimals
+_MINUTE = 60
+
+
+def rate(per_second: float) -> str:
+    """Format a rate with as many digits as help: 0.25, 12.5, 1,234."""
+    if per_second < _TWO_PLACES:
+        return f"{per_second:.2f}"
+    if per_second < _ONE_PLACE:
+        return f"{per_second:.1f}"
+    return f"{per_second:,.0f}"
+
+
+def duration(seconds: float) -> str:
+    """Format seconds as ``4.2 s``, ``3m05s`` or ``2h07m``."""
+    if seconds < _MINUTE:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), _MINUTE)
+    if minutes < _MINUTE:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, _MINUTE)
+    return f"{hours}h{minutes:02d}m"
