@@ -343,6 +343,7 @@ async def test_a_timeout_fails_an_overrunning_item_though_dask_cannot_stop_its_t
     assert out == [1, 2]
     assert [f.index for f in failures] == [0]
     assert isinstance(failures[0].error, pipework.ItemTimeoutError)
+    assert any("cannot stop a running task" in note for note in failures[0].error.__notes__)
 
 
 @pytest.mark.timeout(60)

@@ -223,6 +223,17 @@ async def test_a_chunk_past_its_timeout_is_an_item_timeout_and_its_run_is_cancel
     assert caught.value.position is None  # which of two, no one can say
 
 
+@pytest.mark.parametrize("kills", [True, False])
+async def test_a_timeout_says_the_task_runs_on_where_the_engine_cannot_stop_it(kills):
+    plan = plan_of(abs)
+    abilities = pipework.Abilities(kills_overrunning=kills)
+    runner = RemoteRunner(Threads(plan, abilities=abilities, hold=asyncio.Event()), plan)
+    with pytest.raises(ItemTimeoutError) as caught:
+        await runner.run_chunk("map", [1], item_timeout=0.1)
+    runs_on = any("cannot stop a running task" in n for n in getattr(caught.value, "__notes__", []))
+    assert runs_on is not kills
+
+
 async def test_closing_the_runner_closes_the_workers_even_when_cancelled():
     plan = plan_of(abs)
     workers = Threads(plan)

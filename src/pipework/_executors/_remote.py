@@ -35,6 +35,7 @@ class RemoteRunner:
         abilities = workers.abilities
         self.chunk_time: float | None = abilities.chunk_time
         self.reruns_lost_work = abilities.reruns_lost_work
+        self._kills_overrunning = abilities.kills_overrunning
         capacity = max(1, workers.capacity)
         self._capacity = min(capacity, plan.workers) if plan.workers else capacity
         # A stage keeps two chunks in flight per slot, so that a worker is fed
@@ -68,11 +69,17 @@ class RemoteRunner:
             with anyio.fail_after(item_timeout):
                 reply = await self._run(chunk_of(op, data))
         except TimeoutError as exc:
-            raise ItemTimeoutError(
+            overran = ItemTimeoutError(
                 f"an item ran longer than its timeout of {item_timeout} s",
                 timeout=item_timeout or 0.0,
                 position=0 if len(items) == 1 else None,
-            ) from exc
+            )
+            if not self._kills_overrunning:
+                overran.add_note(
+                    "pipework: this engine cannot stop a running task: "
+                    "it runs on to its end on the cluster, holding a worker thread"
+                )
+            raise overran from exc
         if len(reply) > _LARGE:
             return await anyio.to_thread.run_sync(outcome_of, reply)
         return outcome_of(reply)
