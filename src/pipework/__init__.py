@@ -10,6 +10,8 @@ stage. It is imported on its own (``from pipework import http``), so that
 pipelines that make no requests do not pay for importing aiohttp.
 """
 
+import logging as _logging
+
 from ._combine import merge as merge
 from ._combine import run_all as run_all
 from ._combine import zip as zip  # noqa: A004 - pipework.zip is the name users expect
@@ -49,6 +51,11 @@ from ._stream import Stream as Stream
 from ._worker._remote import work as work
 
 __version__ = "0.1.0"
+
+# pipework logs under "pipework" (retries, skipped items, dead workers) and
+# leaves handlers and levels to the application: this handler only keeps
+# Python from printing records to stderr when the app configured nothing.
+_logging.getLogger("pipework").addHandler(_logging.NullHandler())
 
 __all__ = [
     "Abilities",

@@ -346,6 +346,8 @@ class SupervisedPool:
             self._start_failures += 1
             if self._start_failures >= _START_FAILURES:
                 self._break()
+        if not self._closing:  # a pool being closed kills its workers itself
+            _log_death(worker.process.pid, exitcode, call)
         if call is None or call.future.done():
             return
         if call.timer is not None:
@@ -421,6 +423,23 @@ class SupervisedPool:
         task.add_done_callback(self._background.discard)
         task.add_done_callback(retrieve_outcome)  # a failure is already passed to the calls
         return task
+
+
+def _log_death(pid: int | None, exitcode: int | None, call: PendingCall | None) -> None:
+    """Log a worker's death: a warning, unless it was killed for overrunning an item's timeout."""
+    if call is not None and call.timed_out:
+        logger.info("worker process %s was killed: an item overran its timeout", pid)
+    elif call is not None:
+        logger.warning(
+            "worker process %s %s while it ran a call; a new worker replaces it, "
+            "and the call's items are sent again",
+            pid,
+            death(exitcode),
+        )
+    else:
+        logger.warning(
+            "worker process %s %s while idle; a new worker replaces it", pid, death(exitcode)
+        )
 
 
 def _unreadable(exc: BaseException) -> Exception:

@@ -18,6 +18,7 @@ whoever submitted it, not to the run.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol
@@ -28,6 +29,9 @@ from .._errors import annotate, annotate_batch, cancelled_by_code, describe_item
 from .._model._options import ErrorHandler, Retry
 from .._observe._report import Failure, StageStats
 from .._tasks import call_user
+
+logger = logging.getLogger("pipework.stages")
+"""Retries at INFO, skipped items at WARNING (DEBUG in a service, whose callers get them)."""
 
 # A report keeps at most this many failures per stage; a dead-letter handler
 # sees every one. A stream of millions of bad items must not fill memory.
@@ -102,22 +106,51 @@ class Policy:
         :raises Exception: ``error`` itself, with a note naming the stage and
             item, when the stage's policy is to raise and the run has no observer
         """
-        if await self._retried(error, attempt):
+        if await self._retried(error, attempt, f"item {index}"):
             return True
         self._stats.failed += 1
         noted = annotate(error, self._label, index, item)
         if self._errors == "raise" and self.observer is None:
             raise noted
+        self._skipped(f"item {index}", error, attempt)
         await self._record(Failure(self._label, index, describe_item(item), noted, attempt))
         return False
 
-    async def _retried(self, error: Exception, attempt: int) -> bool:
+    def _skipped(self, what: str, error: Exception, attempt: int) -> None:
+        # In a service, an item's failure goes back to whoever submitted it;
+        # a warning per failed request would only repeat it.
+        level = logging.DEBUG if self._errors == "raise" else logging.WARNING
+        if logger.isEnabledFor(level):
+            tries = "try" if attempt == 1 else f"{attempt} tries"
+            logger.log(
+                level,
+                "stage %s: %s skipped after %s: %s: %s",
+                self._label,
+                what,
+                tries,
+                type(error).__name__,
+                error,
+            )
+
+    async def _retried(self, error: Exception, attempt: int, what: str) -> bool:
         """Wait the backoff and say yes, if ``retry=`` allows another try for ``error``."""
         retry = self._retry
         if retry is None or attempt >= retry.attempts or not isinstance(error, retry.on):
             return False
         self._stats.retried += 1
-        await anyio.sleep(retry.delay(attempt))
+        delay = retry.delay(attempt)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "stage %s: %s failed on try %d of %d (%s: %s); trying again in %.2f s",
+                self._label,
+                what,
+                attempt,
+                retry.attempts,
+                type(error).__name__,
+                error,
+                delay,
+            )
+        await anyio.sleep(delay)
         return True
 
     async def _record(self, failure: Failure) -> None:
@@ -139,12 +172,14 @@ class Policy:
         retry tries the whole batch again; a failure for good is recorded, and
         given to the dead-letter handler, once per item.
         """
-        if await self._retried(error, attempt):
+        what = f"the batch of {len(items)} from item {indexes[0] if indexes else '-'}"
+        if await self._retried(error, attempt, what):
             return True
         self._stats.failed += len(items)
         noted = annotate_batch(error, self._label, indexes, items)
         if self._errors == "raise" and self.observer is None:
             raise noted
+        self._skipped(what, error, attempt)
         for index, item in zip(indexes, items, strict=True):
             await self._record(Failure(self._label, index, describe_item(item), noted, attempt))
         return False
