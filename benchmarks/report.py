@@ -112,13 +112,17 @@ def splice(page: str, sections: list[Section]) -> str:
     """Put ``sections`` into a page an earlier run wrote, in place of their old versions.
 
     A section the page lacks goes at its end. The rows of the sections'
-    targets replace their old rows in the targets table, or are added to it.
+    targets replace their old rows in the targets table, or are added to it,
+    each new one after the row of its section's target before it.
     The rest of the page, measured by that earlier run, is left as it was.
     """
     for section in sections:
         page = _splice_section(page, section)
-    for target in (target for section in sections for target in section.targets):
-        page = _splice_target(page, target)
+    for section in sections:
+        previous = None
+        for target in section.targets:
+            page = _splice_target(page, target, previous)
+            previous = target
     return page
 
 
@@ -132,7 +136,8 @@ def _splice_section(page: str, section: Section) -> str:
     return page[: heading.start()] + section.markdown() + "\n" + page[following.start() :]
 
 
-def _splice_target(page: str, target: Target) -> str:
+def _splice_target(page: str, target: Target, previous: Target | None = None) -> str:
+    """Replace ``target``'s row; a new one goes after ``previous``'s, its section's last."""
     row = targets_table([target]).markdown().splitlines()[-1]
     lines = page.split("\n")
     old = f"| {target.measure} |"
@@ -140,6 +145,12 @@ def _splice_target(page: str, target: Target) -> str:
         if line.startswith(old):
             lines[index] = row
             return "\n".join(lines)
+    if previous is not None:
+        before = f"| {previous.measure} |"
+        for index, line in enumerate(lines):
+            if line.startswith(before):
+                lines.insert(index + 1, row)
+                return "\n".join(lines)
     # A new target: after the last row of the first table of the targets' heading.
     start = next(
         i for i, line in enumerate(lines) if line.startswith("## ") and "targets" in line.lower()

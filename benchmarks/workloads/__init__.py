@@ -1,10 +1,12 @@
 """The workloads, one module each; `WORKLOADS` maps a letter to its ``run``.
 
 (a) to (f) are the workloads of issue 3; (g) kills workers while a stage runs (issue 4);
-(h) runs the demo under load, batched and not (the main job); (i) holds large items
-(issue 12); (j) fans each item out to a process stage and a thread stage and joins them;
-(k) counts how far each contender reads its source ahead of a slow consumer; (l) runs
-pipework's process stages on a cluster engine (Dask) against the engine's own idioms.
+(h) runs the demo under load, batched and not (the main job), and against the same
+pipeline written by hand (`handwritten`, compared in `versus_hand`); (i) holds large
+items (issue 12); (j) fans each item out to a process stage and a thread stage and joins
+them; (k) counts how far each contender reads its source ahead of a slow consumer; (l)
+runs pipework's process stages on a cluster engine (Dask) against the engine's own
+idioms.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any
 from ..probe import NotAvailable, run_probe
 from ..report import Section, Table, Target, na, ratio, seconds
 from ..session import Session
+from . import versus_hand
 
 LOADS = (0.25, 0.5, 0.9)  # shares of a mode's closed-loop throughput, offered open-loop
 CLOSED_SECONDS = 5.0  # a closed-loop run takes records for this long after its warm-up
@@ -57,15 +58,11 @@ The target of a 3x gain is judged at a budget of {slo}, a common one for a reque
 person waits on, and well above what batching adds by design (up to `max_wait` of waiting
 plus a model call); under budgets close to that, batching with this `max_wait` cannot meet
 them at any rate, and one by one at a low rate is the faster choice (the table shows where).
-**Packet service time** is the time one model call took inside its worker (median), at the
-same load. The latency target also gives the median latency of each call's oldest record:
-it opened its batch, so it waited about `max_wait`, and what is left between it and the
-bound is all the room there is for the spread of every part. Each row is one real run: of
-{rounds} runs of it, the one with the median
-throughput (closed loop) or the median p99 (open loop), so that a stall of this shared
-machine during one run (it shows as a p99 far above the p95, in every column of the split
-table at once) decides neither the rates offered nor a verdict. Rows still move by tens of
-percent from one benchmark run to the next, and a verdict near its target can flip."""
+Each row is one real run: of {rounds} runs of it, the one with the median throughput
+(closed loop) or the median p99 (open loop), so that a stall of this shared machine during
+one run (it shows as a p99 far above the p95, in every column of the split table at once)
+decides neither the rates offered nor a verdict. Rows still move by tens of percent from
+one benchmark run to the next, and a verdict near its target can flip."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +71,13 @@ class Run:
     load: float | None  # None: closed loop
     offered: float | None  # records/s; None: closed loop
     found: dict[str, Any] | NotAvailable
+    by_hand: bool = False  # the same pipeline written by hand (`handwritten`), not pipework
+
+    def mode(self, *, versus: bool = False) -> str:
+        """How the tables name it: its mode, or against the pipeline by hand, who ran it."""
+        if versus:
+            return "by hand, batched" if self.by_hand else f"pipework, {MODES[self.batch]}"
+        return MODES[self.batch]
 
     @property
     def ok(self) -> dict[str, Any] | None:
@@ -112,7 +116,31 @@ def serve(
         return await run_job(options, say=False), running_loop_name()
 
     outcome, loop = pipework.run_main(measure)
-    found = outcome.results
+    return figures(outcome.results, outcome.warmup_seconds, loop)
+
+
+def serve_by_hand(
+    *, rate: float | None, seconds: float, max_batch: int, max_wait: float
+) -> dict[str, Any]:
+    """Run the demo's job written by hand once, batched, and return its figures (in a child)."""
+    from pipework._demo import DemoOptions
+
+    from .handwritten import main
+
+    options = DemoOptions(
+        count=None if rate is None else max(1, round(rate * seconds)),
+        rate=rate,
+        duration=seconds,
+        max_batch=max_batch,
+        max_wait=max_wait,
+        progress=False,
+    )
+    found, warmup, loop = main(options)
+    return figures(found, warmup, loop)
+
+
+def figures(found: Any, warmup: float, loop: str) -> dict[str, Any]:
+    """The figures of one run, from the demo's `Results`, as the tables read them."""
     p50, p95, p99, worst = found.latency
     return {
         "records": found.records,
@@ -132,7 +160,8 @@ def serve(
             for q, value in zip(("p50", "p99"), pair, strict=True)
         },
         "accuracy": found.accuracy,
-        "warmup": outcome.warmup_seconds,
+        "checksum": found.checksum,
+        "warmup": warmup,
         "loop": loop,
     }
 
@@ -141,15 +170,56 @@ def serve(
 
 
 def run(session: Session) -> Section:
-    from pipework._demo import _digits
-    from pipework._demo._options import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT
     from pipework._executors import default_workers
 
     settings = session.settings
     scale = 0.4 if settings.quick else 1.0
     rounds = 1 if settings.quick else settings.repeat
     closed, open_ = CLOSED_SECONDS * scale, OPEN_SECONDS * scale
-    workers = default_workers()
+    about = _about(default_workers(), closed, open_, rounds)
+    section = Section("h", "The demo under load: latency and batching", about, rounds=rounds)
+    if not session.wants("pipework"):
+        return section
+
+    def probe(kind: Kind, rate: float | None, length: float) -> dict[str, Any] | NotAvailable:
+        return _probe(kind, rate, length, settings.timeout)
+
+    # Each row is the median of `rounds` runs: of throughput for capacity, of
+    # p99 for latency. One stall of this shared machine, or one lucky quiet
+    # spell, then decides neither the rates offered nor a verdict. The runs
+    # take turns within a round, so drift hits all of them alike.
+    kinds = [BATCHED, ONE_BY_ONE] + ([BY_HAND] if session.wants("run_in_executor") else [])
+    tries = [[probe(kind, None, closed) for kind in kinds] for _ in range(rounds)]
+    closed_runs = {
+        kind: _median(kind, None, None, [t[k] for t in tries], "throughput")
+        for k, kind in enumerate(kinds)
+    }
+    capacity = {kind: r.ok["throughput"] for kind, r in closed_runs.items() if r.ok is not None}
+    own, shared = _offers(capacity)
+    plan = list(dict.fromkeys(own + shared))  # a rate both lists hold is run once
+    rows = [[probe(kind, rate, open_) for kind, _, rate in plan] for _ in range(rounds)]
+    opened = {
+        offer: _median(*offer, [row[k] for row in rows], "p99") for k, offer in enumerate(plan)
+    }
+    runs = [closed_runs[BATCHED], closed_runs[ONE_BY_ONE], *(opened[offer] for offer in own)]
+    section.tables += [_runs_table(runs), _gain_table(runs), _split_table(runs)]
+    section.targets.append(_gain_target(runs))
+    if BY_HAND in closed_runs:
+        versus = [closed_runs[BATCHED], closed_runs[BY_HAND], *(opened[offer] for offer in shared)]
+        pairs = _pairs(versus)
+        section.tables += [
+            _runs_table(versus, versus=True),
+            versus_hand.table(pairs),
+            _split_table(versus, versus=True),
+        ]
+        section.targets += versus_hand.targets(pairs)
+    return section
+
+
+def _about(workers: int, closed: float, open_: float, rounds: int) -> str:
+    from pipework._demo import _digits
+    from pipework._demo._options import DEFAULT_CONCURRENCY, DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT
+
     about = ABOUT.format(
         trees=_digits.TREES,
         max_batch=DEFAULT_MAX_BATCH,
@@ -163,40 +233,99 @@ def run(session: Session) -> Section:
         slo=f"p99 ≤ {SLO * 1000:g} ms",
         rounds=rounds,
     )
-    section = Section("h", "The demo under load: latency and batching", about, rounds=rounds)
-    if not session.wants("pipework"):
-        return section
+    return (
+        about
+        + "\n\n"
+        + versus_hand.ABOUT.format(
+            concurrency=DEFAULT_CONCURRENCY,
+            workers=workers,
+            max_batch=DEFAULT_MAX_BATCH,
+            max_wait=DEFAULT_MAX_WAIT * 1000,
+        )
+    )
 
-    def probe(batch: bool, rate: float | None, length: float) -> dict[str, Any] | NotAvailable:
-        kwargs = {
-            "batch": batch,
-            "rate": rate,
-            "seconds": length,
-            "max_batch": DEFAULT_MAX_BATCH,
-            "max_wait": DEFAULT_MAX_WAIT,
-        }
-        target = "benchmarks.workloads.serving:serve"
-        return run_probe(target, kwargs, timeout=settings.timeout)  # type: ignore[no-any-return]
 
-    # Each row is the median of `rounds` runs: of throughput for capacity, of
-    # p99 for latency. One stall of this shared machine, or one lucky quiet
-    # spell, then decides neither the rates offered nor a verdict.
-    tries = [[probe(batch, None, closed) for batch in MODES] for _ in range(rounds)]
-    runs = [
-        median_run(batch, None, None, [t[k] for t in tries], "throughput")
-        for k, batch in enumerate(MODES)
+def _probe(
+    kind: Kind, rate: float | None, length: float, timeout: float
+) -> dict[str, Any] | NotAvailable:
+    """Run one run of ``kind`` in a child: closed loop with no ``rate``, else open loop."""
+    from pipework._demo._options import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT
+
+    hand, batch = kind
+    kwargs: dict[str, Any] = {
+        "rate": rate,
+        "seconds": length,
+        "max_batch": DEFAULT_MAX_BATCH,
+        "max_wait": DEFAULT_MAX_WAIT,
+    }
+    if not hand:
+        kwargs["batch"] = batch
+    target = "benchmarks.workloads.serving:" + ("serve_by_hand" if hand else "serve")
+    return run_probe(target, kwargs, timeout=timeout)  # type: ignore[no-any-return]
+
+
+Kind = tuple[bool, bool]  # (written by hand, batched)
+BATCHED: Kind = (False, True)
+ONE_BY_ONE: Kind = (False, False)
+BY_HAND: Kind = (True, True)
+Offer = tuple[Kind, float, float]  # what runs, the share of a capacity, records/s
+
+
+def _offers(capacity: dict[Kind, float]) -> tuple[list[Offer], list[Offer]]:
+    """The open-loop runs: each pipework mode at shares of its own capacity; then pipework
+    batched and the pipeline by hand at the same rates, shares of the lower of their two."""
+    own = [
+        (kind, load, load * capacity[kind])
+        for load in LOADS
+        for kind in (BATCHED, ONE_BY_ONE)
+        if kind in capacity
     ]
-    capacity = {r.batch: r.ok["throughput"] for r in runs if r.ok is not None}
-    offered = [(load, batch, load * most) for load in LOADS for batch, most in capacity.items()]
-    # The rows take turns within a round, so drift hits all of them alike.
-    rows = [[probe(batch, rate, open_) for _, batch, rate in offered] for _ in range(rounds)]
-    for k, (load, batch, rate) in enumerate(offered):
-        runs.append(median_run(batch, load, rate, [row[k] for row in rows], "p99"))
-    section.tables.append(_runs_table(runs))
-    section.tables.append(_gain_table(runs))
-    section.tables.append(_split_table(runs))
-    section.targets += [_gain_target(runs), _latency_target(runs, DEFAULT_MAX_WAIT)]
-    return section
+    if BATCHED not in capacity or BY_HAND not in capacity:
+        return own, []
+    rates = versus_hand.shared_rates(capacity[BATCHED], capacity[BY_HAND], LOADS)
+    shared = [
+        (kind, load, rate)
+        for load, rate in zip(LOADS, rates, strict=True)
+        for kind in (BATCHED, BY_HAND)
+    ]
+    return own, shared
+
+
+def _median(
+    kind: Kind,
+    load: float | None,
+    offered: float | None,
+    found: list[dict[str, Any] | NotAvailable],
+    key: str,
+) -> Run:
+    hand, batch = kind
+    return median_run(batch, load, offered, found, key, by_hand=hand)
+
+
+def _pairs(versus: list[Run]) -> list[versus_hand.Pair]:
+    """pipework's run and the hand-written one's at each load, closed loop first."""
+    missing = NotAvailable("not measured: no capacity to offer a share of")
+    pairs = []
+    for load in (None, *LOADS):
+        ours = next((r for r in versus if r.load == load and not r.by_hand), None)
+        theirs = next((r for r in versus if r.load == load and r.by_hand), None)
+        pairs.append(
+            versus_hand.Pair(
+                load,
+                None if ours is None else ours.offered,
+                missing if ours is None else ours.found,
+                missing if theirs is None else theirs.found,
+                (
+                    ours is not None and _behind_rate(ours),
+                    theirs is not None and _behind_rate(theirs),
+                ),
+            )
+        )
+    return pairs
+
+
+def _behind_rate(run: Run) -> bool:
+    return run.load is not None and run.ok is not None and not run.sustained()
 
 
 def median_run(
@@ -205,6 +334,8 @@ def median_run(
     offered: float | None,
     found: list[dict[str, Any] | NotAvailable],
     key: str,
+    *,
+    by_hand: bool = False,
 ) -> Run:
     """The run whose ``key`` is the median of those measured: a real run, every figure its own.
 
@@ -214,8 +345,8 @@ def median_run(
     """
     measured = sorted((f for f in found if isinstance(f, dict)), key=lambda f: f[key])
     if not measured:
-        return Run(batch, load, offered, found[0])
-    return Run(batch, load, offered, measured[len(measured) // 2])
+        return Run(batch, load, offered, found[0], by_hand)
+    return Run(batch, load, offered, measured[len(measured) // 2], by_hand)
 
 
 def _load(value: float | None) -> str:
@@ -242,18 +373,18 @@ RUN_HEADERS = [
 ]
 
 
-def _runs_table(runs: list[Run]) -> Table:
+def _runs_table(runs: list[Run], *, versus: bool = False) -> Table:
     rows = []
     for run in runs:
         found = run.found
         offered = "-" if run.offered is None else f"{run.offered:,.0f}"
         if isinstance(found, NotAvailable):
             blank = [""] * (len(RUN_HEADERS) - 4)
-            rows.append([MODES[run.batch], _load(run.load), offered, na(found), *blank])
+            rows.append([run.mode(versus=versus), _load(run.load), offered, na(found), *blank])
             continue
         rows.append(
             [
-                MODES[run.batch],
+                run.mode(versus=versus),
                 _load(run.load),
                 offered,
                 f"{found['throughput']:,.0f}" + _behind(run),
@@ -277,6 +408,9 @@ def _runs_table(runs: list[Run]) -> Table:
         + (f"{min(warmups):.1f} to {max(warmups):.1f} s." if warmups else "-"),
     ]
     title = "Each mode, closed loop, then offered 25%, 50% and 90% of that"
+    if versus:
+        title = "pipework and the pipeline by hand, closed loop, then both offered the same rates"
+        notes[0] += " Load: a share of the lower of the two capacities."
     return Table(title, RUN_HEADERS, rows, notes=notes)
 
 
@@ -284,7 +418,7 @@ def _behind(run: Run) -> str:
     return "" if run.load is None or run.sustained() else " (**behind**)"
 
 
-def _split_table(runs: list[Run]) -> Table:
+def _split_table(runs: list[Run], *, versus: bool = False) -> Table:
     rows = []
     for run in runs:
         found = run.ok
@@ -292,7 +426,7 @@ def _split_table(runs: list[Run]) -> Table:
             continue
         rows.append(
             [
-                MODES[run.batch],
+                run.mode(versus=versus),
                 _load(run.load),
                 *(
                     f"{_ms(found[part + '_p50'])} / {_ms(found[part + '_p99'])}"
@@ -322,7 +456,8 @@ def _split_table(runs: list[Run]) -> Table:
             "compare because `time.perf_counter` is one system-wide clock on Linux."
         )
     ]
-    return Table("Where a record's time goes", headers, rows, notes=notes)
+    title = "Where a record's time goes" + (", pipework and by hand" if versus else "")
+    return Table(title, headers, rows, notes=notes)
 
 
 def best_within(runs: list[Run], budget: float, *, batch: bool) -> Run | None:
@@ -421,6 +556,9 @@ def _gain_target(runs: list[Run]) -> Target:
     return Target(measure, wanted, measured, met=gain[0] >= 3.0)
 
 
+# No longer a target of (h): issue 14 part 6 replaced it with the comparison
+# against the pipeline by hand (`versus_hand.targets`). It stays only while
+# tests/test_benchmarks.py tests it; delete the two together.
 def _latency_target(runs: list[Run], max_wait: float) -> Target:
     measure = "demo at 50% load, batched: p99 latency"
     wanted = "≤ max_wait + 2x the batch service time (a model call's median)"
