@@ -6,7 +6,7 @@ pipeline written by hand (`handwritten`, compared in `versus_hand`); (i) holds l
 items (issue 12); (j) fans each item out to a process stage and a thread stage and joins
 them; (k) counts how far each contender reads its source ahead of a slow consumer; (l)
 runs pipework's process stages on a cluster engine (Dask) against the engine's own
-idioms.
+idioms; (m) times a run with progress= on against the same run with it off.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from . import (
     memory,
     overhead,
     pipeline,
+    progress,
     pull_ahead,
     scaling,
     serving,
@@ -43,4 +44,5 @@ WORKLOADS: dict[str, Callable[[Session], Section]] = {
     "j": fan_out.run,
     "k": pull_ahead.run,
     "l": engines.run,
+    "m": progress.run,
 }
