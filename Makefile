@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,8 @@ demo: $(VENV)/.demo
 	$(BIN)/python -m pipework demo
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests examples benchmarks typing_tests
-	$(BIN)/ruff format --check src tests examples benchmarks typing_tests
+	$(BIN)/ruff check src tests examples benchmarks typing_tests tools
+	$(BIN)/ruff format --check src tests examples benchmarks typing_tests tools
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy --strict src
@@ -33,6 +33,12 @@ pytest: $(VENV)/.dev
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+# The documentation site, into site/. --strict turns every warning into an error: a broken
+# link or anchor, or a docstring's reference to a name that does not exist.
+# tests/test_site.py builds it the same way, so `make test` fails on them too.
+docs: $(VENV)/.dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 # The benchmarks get a virtual environment of their own: the peers they compare pipework
 # with are installed only there, never as dependencies of pipework.
@@ -54,4 +60,4 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-3.13 $(BENCH_VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-3.13 $(BENCH_VENV) site .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -66,7 +66,7 @@ class _Failure:
 
 @final
 class Fetcher(Generic[T_co]):
-    """An async function of a URL that returns its response; build one with `fetch`.
+    """An async function of a URL that returns its response; build one with `http.fetch`.
 
     Use it as a pipeline stage, ``pipeline.map(fetcher, concurrency=32)``; the
     stage opens its session when it starts and closes it when it ends. To
@@ -75,7 +75,7 @@ class Fetcher(Generic[T_co]):
     """
 
     def __init__(self, settings: Settings) -> None:
-        """Hold checked settings; `fetch` builds them."""
+        """Hold checked settings; `http.fetch` builds them."""
         self.__name__ = "fetch"  # the stage's name in reports, as for a function
         self._settings = settings
         self._users = 0
