@@ -251,9 +251,15 @@ async def test_a_failed_run_still_ends_its_display_and_raises_its_own_error():
     assert seen[-1]["bad"].items_failed == 1
 
 
-def test_progress_refuses_what_it_cannot_show():
+async def test_progress_refuses_what_it_cannot_show_before_anything_runs():
     with pytest.raises(TypeError, match="progress="):
         display_for("yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="progress= must be True, False or a callable"):
+        await Pipeline(range(3)).run(progress=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="progress="):
+        Pipeline(range(3)).stream(progress="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="progress="):
+        Pipeline.service(int).open(progress=1)  # type: ignore[call-overload]
 
 
 def test_plain_lines_say_the_eta_when_the_source_has_a_length():

@@ -17,7 +17,7 @@ from typing import Any
 from ._channel import Channel, Drain, Sender, Tee
 from ._model._graph import Graph, output_bounds
 from ._model._specs import PartitionSpec, SinkSpec, StageSpec, ZipSpec
-from ._observe._progress import ProgressOption, with_progress
+from ._observe._progress import ProgressOption, check_progress, with_progress
 from ._observe._report import Report
 from ._observe._snapshot import Monitor
 from ._shutdown import StopSignal
@@ -47,6 +47,7 @@ async def execute(
     report is its last reading. ``progress`` shows the run as it goes
     (see `_observe._progress`).
     """
+    check_progress(progress)
     token = RUN_OBSERVER.set(observer)  # even None: a run inside a stage has its own
     try:
         _refuse_in_worker_bootstrap()

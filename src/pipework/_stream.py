@@ -12,7 +12,7 @@ import anyio
 
 from ._channel import Channel
 from ._model._graph import Graph, output_bounds
-from ._observe._progress import ProgressOption
+from ._observe._progress import ProgressOption, check_progress
 from ._observe._report import Report
 from ._observe._snapshot import Monitor, Snapshot
 from ._run import execute
@@ -44,6 +44,7 @@ class Stream(Generic[T_co]):
 
     def __init__(self, graph: Graph, *, progress: ProgressOption = False) -> None:
         """Prepare to run ``graph``; it starts on entry or on the first read."""
+        check_progress(progress)
         self._graph = graph
         self._progress = progress
         tails = graph.tails

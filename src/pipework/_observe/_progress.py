@@ -100,6 +100,15 @@ async def _tick(display: Display, monitor: Monitor) -> None:
         await display.show(monitor.snapshot())
 
 
+def check_progress(progress: object) -> None:
+    """Refuse a ``progress=`` that is neither a bool nor a callable, before anything runs.
+
+    :raises TypeError: for anything else, such as ``"yes"`` or ``None``
+    """
+    if not (isinstance(progress, bool) or callable(progress)):
+        raise TypeError(f"progress= must be True, False or a callable, not {progress!r}")
+
+
 def display_for(
     progress: ProgressOption, stream: TextIO | None = None, *, terminal: bool | None = None
 ) -> Display:
@@ -108,10 +117,9 @@ def display_for(
     ``stream`` (stderr by default) and ``terminal`` (whether it is one) are
     for tests.
     """
+    check_progress(progress)
     if callable(progress):
         return Callback(progress)
-    if progress is not True:
-        raise TypeError(f"progress= must be True, False or a callable, not {progress!r}")
     out = stream if stream is not None else sys.stderr
     if terminal is None:
         terminal = _isatty(out)

@@ -25,7 +25,7 @@ import anyio
 from .._channel import Channel
 from .._model._graph import Graph, Outlet, Step, one_each, output_bounds
 from .._model._specs import BatchSpec, MapSpec, SourceSpec, source_spec
-from .._observe._progress import ProgressOption
+from .._observe._progress import ProgressOption, check_progress
 from .._observe._report import Report
 from .._observe._snapshot import Monitor, Snapshot
 from .._run import execute
@@ -98,6 +98,7 @@ class Service(Generic[R_co]):
     ) -> None:
         """Prepare to serve the pipeline that ends at ``outlet``; use `Pipeline.open`."""
         _check(outlet, max_in_flight, results)
+        check_progress(progress)
         self._outlet = outlet
         self._progress = progress
         self._gate = Gate(max_in_flight)
