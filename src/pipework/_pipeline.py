@@ -459,7 +459,7 @@ class Pipeline(Generic[T_co]):
             filter that drops it raises `FilteredOutError`); ``"list"``: the
             list of its outputs, possibly empty, which a pipeline with a
             ``flat_map`` needs
-        :param progress: as for `run`, for as long as the service is open; a
+        :param progress: as for `Pipeline.run`, for as long as the service is open; a
             callable suits a service best (a log line, a metrics page), and
             `Service.snapshot` reads the same figures on demand
         :raises TypeError, ValueError: at once, for a pipeline or a setting a
@@ -478,7 +478,7 @@ class Pipeline(Generic[T_co]):
                 async for page in pages:
                     print(len(page))
 
-        :param progress: as for `run`; `Stream.snapshot` reads the same figures
+        :param progress: as for `Pipeline.run`; `Stream.snapshot` reads the same figures
         """
         return Stream(self._graph, progress=progress)
 

@@ -51,7 +51,7 @@ class StageSnapshot:
         busy with every worker, or every call slot, for the whole run so far
     :ivar rate: items out per second over the run so far
     :ivar recent_rate: items out per second over the last few seconds
-        (`RECENT` or more, between snapshots); the whole run's until then
+        (5 s or more, between snapshots); the whole run's until then
     :ivar input_fill: how full its input is now, 0.0 to 1.0 (the fullest, for
         a stage with several); ``None`` for a source
     :ivar input_fill_mean: its input's fill averaged over time since the start
