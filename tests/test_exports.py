@@ -14,6 +14,7 @@ import pipework.http
 PUBLIC = [
     "Abilities",
     "Backend",
+    "Bottleneck",
     "Failure",
     "FilteredOutError",
     "ItemCancelledError",

@@ -11,7 +11,9 @@ from pipework import Pipeline, Report, StageReport
 from pipework._channel import AUTO_ITEMS
 
 
-def stage(name, kind="inline map", *, n_in=10, n_out=10, failed=0, capacity=128, peak=3):
+def stage(
+    name, kind="inline map", *, n_in=10, n_out=10, failed=0, capacity=128, peak=3, busy=0.125
+):
     return StageReport(
         name=name,
         kind=kind,
@@ -21,6 +23,8 @@ def stage(name, kind="inline map", *, n_in=10, n_out=10, failed=0, capacity=128,
         busy_seconds=0.25,
         queue_capacity=capacity,
         queue_peak=peak,
+        utilisation=busy,
+        capacity=None if busy is None else 1,
     )
 
 
@@ -30,7 +34,7 @@ def report():
         (
             stage("source", "source", n_in=40, n_out=40),
             stage("parse", "process map", n_in=40, n_out=38, failed=2, capacity=16, peak=16),
-            stage("parse", "inline filter", n_in=38, n_out=12),
+            stage("parse", "inline filter", n_in=38, n_out=12, busy=None),
             stage("save", "sink", n_in=12, n_out=12, capacity=0, peak=0),
         ),
         wall_seconds=2.0,
@@ -64,11 +68,12 @@ def test_str_renders_a_table_with_every_stage(report):
     text = str(report)
     lines = text.splitlines()
     assert [line.split() for line in lines[:5]] == [
-        ["stage", "kind", "in", "out", "failed", "retried", "busy", "s", "queue", "peak"],
-        ["#0", "source", "source", "40", "40", "0", "0", "0.250", "3/128"],
-        ["#1", "parse", "process", "map", "40", "38", "2", "0", "0.250", "16/16"],
-        ["#2", "parse", "inline", "filter", "38", "12", "0", "0", "0.250", "3/128"],
-        ["#3", "save", "sink", "12", "12", "0", "0", "0.250", "-"],
+        # busy is utilisation: the share of its workers or slots in use.
+        ["stage", "kind", "in", "out", "failed", "retried", "busy", "queue", "peak"],
+        ["#0", "source", "source", "40", "40", "0", "0", "12%", "3/128"],
+        ["#1", "parse", "process", "map", "40", "38", "2", "0", "12%", "16/16"],
+        ["#2", "parse", "inline", "filter", "38", "12", "0", "0", "-", "3/128"],
+        ["#3", "save", "sink", "12", "12", "0", "0", "12%", "-"],
     ]
     assert lines[5] == "wall 2.000 s, 20 items/s"
     assert len(lines) == 6
@@ -120,7 +125,8 @@ async def test_real_run_counts_are_consistent():
     assert all(0 < s.queue_peak <= s.queue_capacity <= AUTO_ITEMS for s in report.stages[:-1])
     assert report.wall_seconds > 0
     assert [x for group in saved for x in group] == [2 * i for i in range(n) if (2 * i) % 3 == 0]
-    assert str(report).count("\n") == len(report.stages) + 1
+    table = [line for line in str(report).splitlines() if not line.startswith("bottleneck:")]
+    assert len(table) == len(report.stages) + 2  # the header and the wall time
 
 
 async def test_the_table_shows_what_a_zip_left_out():

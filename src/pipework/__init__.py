@@ -34,6 +34,7 @@ from ._executors._ray import ray as ray
 from ._loop import run_main as run_main
 from ._map import map as map  # noqa: A004 - pipework.map is the name users expect
 from ._model._options import Retry as Retry
+from ._observe._bottleneck import Bottleneck as Bottleneck
 from ._observe._latency import Latency as Latency
 from ._observe._report import Failure as Failure
 from ._observe._report import Report as Report
@@ -60,6 +61,7 @@ _logging.getLogger("pipework").addHandler(_logging.NullHandler())
 __all__ = [
     "Abilities",
     "Backend",
+    "Bottleneck",
     "Failure",
     "FilteredOutError",
     "ItemCancelledError",

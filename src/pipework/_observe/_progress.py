@@ -177,11 +177,17 @@ class Plain:
 
 
 def plain_lines(snapshot: Snapshot) -> list[str]:
-    """Render a snapshot as a headline and one line per stage, with no control codes."""
-    return [headline(snapshot)] + [
+    """Render a snapshot as a headline, one line per stage, and its bottleneck, if any.
+
+    No control codes: these are for logs.
+    """
+    lines = [headline(snapshot)] + [
         f"  #{number} {stage.name} ({stage.kind}): " + ", ".join(cells(stage, done=snapshot.done))
         for number, stage in enumerate(snapshot.stages)
     ]
+    if (bottleneck := snapshot.bottleneck) is not None:
+        lines.append(f"  {bottleneck}")
+    return lines
 
 
 def headline(snapshot: Snapshot) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._bottleneck import Bottleneck, find_bottleneck
 from ._latency import Histogram, Latency
 
 
@@ -161,9 +162,23 @@ class Report:
         read = sum(stage.items_out for stage in self.stages if stage.kind == "source")
         return read / self.wall_seconds
 
+    @property
+    def bottleneck(self) -> Bottleneck | None:
+        """The stage that held the run back, with the evidence and what would help.
+
+        ``None`` when no stage was busy near its capacity with a full input
+        (see `Bottleneck`). The last line of the table says it too.
+        """
+        return find_bottleneck(self.stages)
+
     def __str__(self) -> str:
-        """Render the report as a fixed-width table."""
-        head: tuple[str, ...] = ("stage", "kind", "in", "out", "failed", "retried", "busy s")
+        """Render the report as a fixed-width table, then its throughput and bottleneck.
+
+        ``busy`` is the stage's utilisation: the share of its workers or call
+        slots in use over the run (for a source, the time it waited on its
+        iterator).
+        """
+        head: tuple[str, ...] = ("stage", "kind", "in", "out", "failed", "retried", "busy")
         head = (*head, "queue peak")
         rows: list[tuple[str, ...]] = [
             (
@@ -173,7 +188,7 @@ class Report:
                 str(s.items_out),
                 str(s.items_failed),
                 str(s.items_retried),
-                f"{s.busy_seconds:.3f}",
+                "-" if s.utilisation is None else f"{s.utilisation:.0%}",
                 f"{s.queue_peak}/{s.queue_capacity}" if s.queue_capacity else "-",
             )
             for i, s in enumerate(self.stages)
@@ -190,4 +205,6 @@ class Report:
             for row in [head, *rows]
         ]
         lines.append(f"wall {self.wall_seconds:.3f} s, {self.items_per_second:,.0f} items/s")
+        if (bottleneck := self.bottleneck) is not None:
+            lines.append(str(bottleneck))
         return "\n".join(line.rstrip() for line in lines)

@@ -50,7 +50,15 @@ class RichDisplay:
 
 def table(snapshot: Snapshot) -> Table:
     """Render a snapshot as a table of one row per stage."""
-    grid = Table(title=headline(snapshot), title_justify="left", box=None, pad_edge=False)
+    bottleneck = snapshot.bottleneck
+    grid = Table(
+        title=headline(snapshot),
+        title_justify="left",
+        caption=None if bottleneck is None else escape(str(bottleneck)),
+        caption_justify="left",
+        box=None,
+        pad_edge=False,
+    )
     for name, justify in (
         ("stage", "left"),
         ("in", "right"),

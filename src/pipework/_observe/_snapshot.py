@@ -23,6 +23,7 @@ from typing import Any
 from .._channel import Channel, Drain, Sender, Tee
 from .._model._graph import Graph, Node
 from .._model._specs import MapSpec, SinkSpec, SourceSpec, StageSpec
+from ._bottleneck import Bottleneck, find_bottleneck
 from ._latency import Latency
 from ._report import Report, StageReport, StageStats
 
@@ -114,6 +115,11 @@ class Snapshot:
             if stage.name == name:
                 return stage
         raise KeyError(name)
+
+    @property
+    def bottleneck(self) -> Bottleneck | None:
+        """The stage holding the run back so far, with the evidence; see `Bottleneck`."""
+        return find_bottleneck(self.stages)
 
     @property
     def eta_seconds(self) -> float | None:
