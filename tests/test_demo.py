@@ -4,6 +4,7 @@ and its parts: the paced server, the preprocessing, the figures and the progress
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import math
@@ -21,12 +22,23 @@ pytest.importorskip("sklearn", reason="the demo needs pipework[demo]")
 import numpy as np
 
 from helpers import LOOPS
+from pipework import Report
 from pipework.__main__ import main
 from pipework._demo import _digits
+from pipework._demo._job import Outcome, pace
 from pipework._demo._options import DemoOptions
 from pipework._demo._progress import Progress
 from pipework._demo._server import RecordServer, serve_elsewhere
-from pipework._demo._stats import Collector, checksum, histogram, percentile, results, text
+from pipework._demo._stats import (
+    Collector,
+    Results,
+    Split,
+    checksum,
+    histogram,
+    percentile,
+    results,
+    text,
+)
 from pipework._executors import default_workers
 
 STAGES = ["records", "fetch", "preprocess", "classify", "sink"]
@@ -46,7 +58,19 @@ BIN = re.compile(r"^ +(\d+)(?:-(\d+))?  #* +([\d,]+)$", re.MULTILINE)
 ACCURACY = re.compile(r"^accuracy  ([\d.]+)% \(([\d,]+) of ([\d,]+) right\)", re.MULTILINE)
 CHECKSUM = re.compile(r"^checksum  ([0-9a-f]{8}) ", re.MULTILINE)
 
-FAST = ["--rate", "3000", "--no-progress"]  # a few records take a moment, not seconds
+FAST = ["--rate", "3000", "--no-progress"]
+
+RESULTS = Results(  # the figures of a run, made up, for what is said about them
+    records=4000,
+    seconds=10.0,
+    latency=(0.02, 0.03, 0.04, 0.05),
+    batch_sizes=(8, 8),
+    batch_seconds=(0.005, 0.008),
+    oldest=(0.02, 0.03),
+    split=Split((0.001, 0.002), (0.01, 0.02), (0.001, 0.002)),
+    correct=3900,
+    checksum="00000000",
+)  # a few records take a moment, not seconds
 
 
 def number(text):
@@ -128,6 +152,18 @@ def test_demo_in_process(loop, model, capsys):
     assert 1 <= largest <= 8
     assert "stopped early" not in out
     assert CHECKSUM.search(out)[1] == expected_checksum(model, 120)
+    # One throughput, the records line's: the report's wall line is left out.
+    assert not re.search(r"^wall ", out, re.MULTILINE)
+    assert "after 1 warm-up records (counted in the table)" in out
+
+
+@pytest.mark.parametrize(("throughput", "said"), [(399.0, True), (300.0, False)])
+def test_the_demo_says_the_server_set_the_pace_only_when_the_pipeline_kept_up(throughput, said):
+    found = dataclasses.replace(RESULTS, records=int(throughput * 10), seconds=10.0)
+    outcome = Outcome(Report((), 10.0), found, 1.0, signalled=False)
+    line = pace(outcome, 400.0)
+    assert ("the record server's pace is the limit" in line) is said
+    assert pace(outcome, None) == ""  # as fast as it goes: nothing sets a pace but the stages
 
 
 def test_no_batch_classifies_one_record_per_call(model, capsys):
