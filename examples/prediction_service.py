@@ -10,7 +10,10 @@ the web handlers submit to one pipeline that lives as long as the app:
   `ServiceBusyError`) rather than queue without bound;
 - a request the model rejects fails alone (422); bad JSON is a 400;
 - on shutdown the service finishes the requests in flight, then stops its
-  workers, and prints its report.
+  workers, and prints its report;
+- ``GET /metrics`` serves the service's live figures to Prometheus (counts,
+  rates, utilisation, input fill, latency per stage), read at each scrape
+  (needs ``pipework[prometheus]``).
 
 The "model" is a fixed linear model. Its ``predict`` sleeps 20 ms to stand in
 for the cost of a real one, so that a burst of requests fills the service.
@@ -38,8 +41,9 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from pipework import Pipeline, Service, ServiceBusyError
+from pipework import Pipeline, Service, ServiceBusyError, prometheus_collector
 
 FEATURES = 4
 MAX_IN_FLIGHT = 16
@@ -72,6 +76,7 @@ PIPELINE = Pipeline.service(list).map(
     predict, on="process", workers=2, setup=load_model, ordered=False
 )
 SERVICE = web.AppKey("service", Service[float])
+METRICS = web.AppKey("metrics", CollectorRegistry)
 
 
 async def handle_predict(request: web.Request) -> web.Response:
@@ -95,10 +100,18 @@ async def handle_predict(request: web.Request) -> web.Response:
     return web.json_response({"y": y})
 
 
+async def handle_metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 async def run_service(app: web.Application) -> AsyncIterator[None]:
     """Open the service with the app, and close it (draining) when the app shuts down."""
     async with PIPELINE.open(max_in_flight=MAX_IN_FLIGHT) as service:
         app[SERVICE] = service
+        registry = CollectorRegistry()
+        registry.register(prometheus_collector(service.snapshot, labels={"service": "predict"}))
+        app[METRICS] = registry
         yield
     print(service.report)
 
@@ -106,6 +119,7 @@ async def run_service(app: web.Application) -> AsyncIterator[None]:
 def make_app() -> web.Application:
     app = web.Application()
     app.router.add_post("/predict", handle_predict)
+    app.router.add_get("/metrics", handle_metrics)
     app.cleanup_ctx.append(run_service)
     return app
 
@@ -145,6 +159,7 @@ async def selftest() -> None:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             await burst(session, url)
             await bad_requests(session, url)
+            await metrics(session, f"http://{host}:{port}/metrics")
     finally:
         await runner.cleanup()  # closes the service: it drains, then prints its report
 
@@ -174,6 +189,17 @@ async def bad_requests(session: aiohttp.ClientSession, url: str) -> None:
     ]:
         status, body = await post(session, url, data)
         print(f"{what}: {status} {json.dumps(body)}")
+
+
+async def metrics(session: aiohttp.ClientSession, url: str) -> None:
+    async with session.get(url) as response:
+        text = await response.text()
+    [served] = [
+        line
+        for line in text.splitlines()
+        if line.startswith("pipework_stage_items_out_total") and 'kind="process map"' in line
+    ]
+    print(f"/metrics: {response.status}, {served}")
 
 
 def main() -> None:

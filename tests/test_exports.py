@@ -44,6 +44,7 @@ PUBLIC = [
     "dask",
     "map",
     "merge",
+    "prometheus_collector",
     "ray",
     "run_all",
     "run_main",

@@ -36,6 +36,7 @@ from ._map import map as map  # noqa: A004 - pipework.map is the name users expe
 from ._model._options import Retry as Retry
 from ._observe._bottleneck import Bottleneck as Bottleneck
 from ._observe._latency import Latency as Latency
+from ._observe._prometheus import prometheus_collector as prometheus_collector
 from ._observe._report import Failure as Failure
 from ._observe._report import Report as Report
 from ._observe._report import StageReport as StageReport
@@ -91,6 +92,7 @@ __all__ = [
     "dask",
     "map",
     "merge",
+    "prometheus_collector",
     "ray",
     "run_all",
     "run_main",
