@@ -216,6 +216,21 @@ async def test_while_every_slot_is_busy_the_next_chunk_grows():
     assert [i for i, _ in await drain(out)] == [0, 1, 2]
 
 
+@pytest.mark.parametrize(("share_tail", "chunks"), [(True, [3, 3, 3, 1]), (False, [8, 2])])
+async def test_the_last_items_are_shared_out_over_the_slots_once_the_input_is_closed(
+    share_tail, chunks
+):
+    inp, out = Channel(20), Channel(20)
+    job = Gated()
+    inp.put_nowait(packet(range(10)))
+    inp.close()  # all that is left: 10 items, 4 slots
+    run = window(inp, out, job, running=4, window=8, chunk=8, share_tail=share_tail).run()
+    await run
+    out.close()
+    assert [len(chunk) for chunk in job.chunks] == chunks
+    assert [i for i, _ in await drain(out)] == list(range(10))
+
+
 async def test_a_failed_job_ends_the_run_with_its_error():
     inp, out = Channel(10), Channel(10)
     others_cancelled = asyncio.Event()

@@ -50,6 +50,11 @@ class ChunkSizer:
         self._per_item: float | None = None
         self._bytes = SizeEstimate()
 
+    @property
+    def adaptive(self) -> bool:
+        """Whether chunks follow the measured time per item, rather than a fixed size."""
+        return self._fixed is None
+
     def size(self) -> int:
         """Return the number of items for the next chunk."""
         if self._fixed is not None:

@@ -110,6 +110,8 @@ async def _run_chunks(
         stats=stats,
         max_wait=spec.max_wait,
         limit=spec.max_in_flight,
+        # Adaptive chunks only: a fixed chunksize, and a batch, are what the user asked for.
+        share_tail=sizer.adaptive,
     )
     await window.run()
 

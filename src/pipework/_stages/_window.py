@@ -16,6 +16,11 @@ Input is taken only once the window has room, so items wait in the channel,
 where they are counted. While every running slot is busy, the next chunk
 keeps growing from the input, up to its target size: a job that could only
 queue gains nothing from going early, and larger chunks cost less per item.
+
+At the end of the stream, with ``share_tail``, the last items are shared
+out: once the input is closed, no chunk takes more than an equal share of
+what was left then over the running slots, so the workers finish together
+instead of one of them running a last full chunk alone.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class Window:
         stats: StageStats,
         max_wait: float | None = None,
         limit: int | None = None,
+        share_tail: bool = False,
     ) -> None:
         """Prepare to run ``job`` over ``inp``; see the module docstring for the bounds.
 
@@ -68,6 +74,8 @@ class Window:
         # asyncio's semaphore, not anyio's: it does not yield when a slot is
         # free, which matters when an async stage takes one item per job.
         self._running = asyncio.Semaphore(running)
+        self._slots = running if share_tail else 0
+        self._share: int | None = None  # once the input is closed: each chunk's share of it
         self._unemitted = asyncio.Semaphore(window if ordered else running)
         self._ready: dict[int, Packet[Any]] = {}
         self._taken: dict[int, int] = {}  # input items behind each ready result
@@ -104,12 +112,17 @@ class Window:
 
     async def _largest_chunk(self) -> int:
         """Wait for room under the limit; return the size the next chunk may reach."""
+        largest = self._chunk()
+        if self._slots > 1 and self._inp.closed:  # what is left is all there is
+            if self._share is None:  # shared once, so the last chunks are alike
+                self._share = max(1, -(-len(self._inp) // self._slots))
+            largest = min(largest, self._share)
         if self._room is None:
-            return self._chunk()
+            return largest
         while self._room < 1:
             self._room_freed.clear()
             await self._room_freed.wait()
-        return min(self._chunk(), self._room)
+        return min(largest, self._room)
 
     async def _top_up(self, packet: Packet[Any], largest: int) -> Packet[Any]:
         """Grow a chunk short of ``largest`` with what the producer puts, a loop turn at a time.
