@@ -1,6 +1,6 @@
 """Run the benchmarks of issue 3 and write docs/benchmarks.md: ``make bench``.
 
-    python -m benchmarks.run              # everything, about 11 minutes on 2 cores
+    python -m benchmarks.run              # everything, about 20 minutes on 2 cores
     python -m benchmarks.run --quick      # a tenth of the items, one repeat: 1-2 minutes
     python -m benchmarks.run --only a,c   # some workloads
     python -m benchmarks.run --contenders pipework,executor_map
