@@ -554,23 +554,3 @@ def _gain_target(runs: list[Run]) -> Target:
         f"between the rates measured, {ratio(gain[1])} to {ratio(gain[2])}"
     )
     return Target(measure, wanted, measured, met=gain[0] >= 3.0)
-
-
-# No longer a target of (h): issue 14 part 6 replaced it with the comparison
-# against the pipeline by hand (`versus_hand.targets`). It stays only while
-# tests/test_benchmarks.py tests it; delete the two together.
-def _latency_target(runs: list[Run], max_wait: float) -> Target:
-    measure = "demo at 50% load, batched: p99 latency"
-    wanted = "≤ max_wait + 2x the batch service time (a model call's median)"
-    half = next((run for run in runs if run.batch and run.load == 0.5 and run.ok), None)
-    if half is None or half.ok is None:
-        return Target(measure, wanted, "not measured", met=None)
-    service = half.ok["call_p50"]
-    bound = max_wait + 2 * service
-    # A call's oldest record waited about max_wait by design; at its median it
-    # shows how much of the bound is left for every part's tail at p99.
-    measured = (
-        f"p99 {_ms(half.ok['p99'])} vs {_ms(bound)} ({_ms(max_wait)} + 2 x {_ms(service)}); "
-        f"a call's oldest record took {_ms(half.ok['oldest_p50'])} at the median"
-    )
-    return Target(measure, wanted, measured, met=half.ok["p99"] <= bound)
