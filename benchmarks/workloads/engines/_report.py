@@ -188,7 +188,7 @@ def targets(engine: Engine, found: Found | None, capacity: float | None) -> list
         speed = ours.rate / theirs.rate
         measured = f"{ratio(speed)} ({rate(ours.rate)} vs {rate(theirs.rate)} items/s)"
         targets.append(Target(measure, wanted, measured, speed >= 1.0))
-    measure = f"pipework on {engine.name}: its 100 ms chunks' share of the cluster's capacity"
+    measure = f"pipework on {engine.name}: its adaptive chunks' share of the cluster's capacity"
     wanted = f"≥ {EFFICIENCY:.0%} of it"
     if ours is None or not capacity:
         targets.append(Target(measure, wanted, "not measured", None))
