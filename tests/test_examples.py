@@ -111,8 +111,10 @@ EXPECTED: dict[str, list[str]] = {
         r"3 features: 422 \{\"error\": \"expected 4 features, got 3\"\}",
         r"4 features: 200 \{\"y\": ",
         # Scraped after 200 + 1 answers: Prometheus sees what the service counted.
-        r'/metrics: 200, pipework_stage_items_out_total\{kind="process map",service="predict",'
-        r'stage="#1 predict"\} 201\.0',
+        (
+            r'/metrics: 200, pipework_stage_items_out_total\{kind="process map",'
+            r'service="predict",stage="#1 predict"\} 201\.0'
+        ),
         r"#1 predict\s+process map\s+202\s+201\s+1",
     ],
 }

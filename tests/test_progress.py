@@ -20,7 +20,8 @@ import pytest
 import pipework
 from pipework import Pipeline, Snapshot
 from pipework._observe import _progress
-from pipework._observe._progress import Plain, display_for, plain_lines
+from pipework._observe._progress import Plain, display_for
+from pipework._observe._words import plain_lines
 
 pytestmark = pytest.mark.timeout(60)
 

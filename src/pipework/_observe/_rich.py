@@ -13,8 +13,8 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from ._progress import duration, headline, rate, shown_rate
 from ._snapshot import Snapshot
+from ._words import duration, headline, rate, shown_rate
 
 
 class RichDisplay:
