@@ -16,7 +16,7 @@ import pickle
 import pytest
 
 from pipework import FilteredOutError, PipeworkError, ServiceBusyError, ServiceClosedError
-from pipework._observe._report import Failure
+from pipework._model._failure import Failure
 from pipework._packet import Packet
 from pipework._service._ledger import Gate, Intake, Ledger
 

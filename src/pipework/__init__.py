@@ -33,11 +33,11 @@ from ._executors._dask import dask as dask
 from ._executors._ray import ray as ray
 from ._loop import run_main as run_main
 from ._map import map as map  # noqa: A004 - pipework.map is the name users expect
+from ._model._failure import Failure as Failure
 from ._model._options import Retry as Retry
 from ._observe._bottleneck import Bottleneck as Bottleneck
 from ._observe._latency import Latency as Latency
 from ._observe._prometheus import prometheus_collector as prometheus_collector
-from ._observe._report import Failure as Failure
 from ._observe._report import Report as Report
 from ._observe._report import StageReport as StageReport
 from ._observe._snapshot import Snapshot as Snapshot

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypedDict
 from .._executors._backend import Backend
 
 if TYPE_CHECKING:
-    from .._observe._report import Failure
+    from ._failure import Failure
 
 On: TypeAlias = Literal["thread", "process"] | Executor | Backend | None
 """Where a stage's function runs: ``None`` for its own kind's default; a `Backend` is an engine."""

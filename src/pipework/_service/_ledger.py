@@ -16,7 +16,7 @@ from collections import deque
 from typing import Any
 
 from .._errors import PipeworkError
-from .._observe._report import Failure
+from .._model._failure import Failure
 from .._packet import Packet
 from .._tasks import retrieve_outcome
 

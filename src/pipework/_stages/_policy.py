@@ -26,8 +26,9 @@ from typing import Any, Protocol
 import anyio
 
 from .._errors import annotate, annotate_batch, cancelled_by_code, describe_item, is_cancellation
+from .._model._failure import Failure
 from .._model._options import ErrorHandler, Retry
-from .._observe._report import Failure, StageStats
+from .._observe._report import StageStats
 from .._tasks import call_user
 
 logger = logging.getLogger("pipework.stages")
