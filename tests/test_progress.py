@@ -21,7 +21,6 @@ import pipework
 from pipework import Pipeline, Snapshot
 from pipework._observe import _progress
 from pipework._observe._progress import Plain, display_for
-from pipework._observe._words import plain_lines
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -261,28 +260,3 @@ async def test_progress_refuses_what_it_cannot_show_before_anything_runs():
         Pipeline(range(3)).stream(progress="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="progress="):
         Pipeline.service(int).open(progress=1)  # type: ignore[call-overload]
-
-
-def test_plain_lines_say_the_eta_when_the_source_has_a_length():
-    stage = pipework.StageSnapshot(
-        name="source",
-        kind="source",
-        items_in=50,
-        items_out=50,
-        items_failed=0,
-        items_retried=0,
-        busy_seconds=0.0,
-        blocked_seconds=0.0,
-        capacity=1,
-        utilisation=0.0,
-        rate=10.0,
-        recent_rate=10.0,
-        input_fill=None,
-        input_fill_mean=None,
-        output_fill_mean=0.5,
-        latency=None,
-        length=100,
-    )
-    lines = plain_lines(Snapshot((stage,), elapsed=5.0, done=False))
-    assert lines[0] == "pipework: 5.0 s, about 5.0 s to go"
-    assert lines[1] == "  #0 source (source): 50/100 read, 10.0/s, eta 5.0 s"
