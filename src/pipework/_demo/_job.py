@@ -124,12 +124,13 @@ async def run_demo(options: DemoOptions) -> int:
     """Run the demo as ``python -m pipework demo`` does: header, progress, report; exit code."""
     outcome = await run_job(options)
     stopped = "stopped early by a signal; the figures count what finished\n"
+    # What set the pace goes right under the throughput it explains.
+    records, _, rest = text(outcome.results, options.rate).partition("\n")
     _say(
         f"{table(outcome.report)}\n"
         f"warm-up   {outcome.warmup_seconds:.2f} s: workers started and models trained "
         "before the first record was due\n"
-        f"{stopped if outcome.signalled else ''}{text(outcome.results, options.rate)}"
-        f"{pace(outcome, options.rate)}"
+        f"{stopped if outcome.signalled else ''}{records}{pace(outcome, options.rate)}\n{rest}"
     )
     return 0
 
