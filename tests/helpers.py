@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: stage kinds, process liveness, scripts in a subprocess."""
+"""Helpers shared by the tests: stage kinds, process liveness, scripts, channels to drive."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import anyio
+
+from pipework._channel import Channel
+from pipework._model._specs import label
+from pipework._observe._report import StageStats
+from pipework._packet import Packet
 
 LOOPS = ("asyncio", "uvloop") if importlib.util.find_spec("uvloop") else ("asyncio",)
 """The event loops tests run on here: uvloop where it is installed (it has no Windows build)."""
@@ -68,3 +75,37 @@ def my_segments():
 
     mine = f"pipework-{os.getpid()}-"
     return sorted(p.name for p in buffers.SHM_DIR.iterdir() if p.name.startswith(mine))
+
+
+def filled(items):
+    """A closed channel that holds ``items``, indexed from 0: a stage's whole input."""
+    items = list(items)
+    channel = Channel(max(len(items), 1))
+    channel.put_nowait(Packet(range(len(items)), items))
+    channel.close()
+    return channel
+
+
+async def drain(channel, seen=None):
+    """Read ``channel`` to its end; return (index, item) pairs, telling ``seen`` of each read."""
+    out = []
+    while (got := await channel.take()) is not None:
+        out.extend(zip(got.index, got.items, strict=True))
+        if seen is not None:
+            seen(out)
+    return out
+
+
+async def drive(run_stage, stage, inp, *, out=None, stats=None, seen=None, limit=20.0):
+    """Run a stage as ``run_stage`` (run_async, run_pooled) does, reading its output as it goes.
+
+    Returns what it put out, as (index, item) pairs; ``limit`` seconds at most.
+    """
+    out = out or Channel(100)
+    reader = asyncio.create_task(drain(out, seen))
+    try:
+        with anyio.fail_after(limit):
+            await run_stage(stage, label(1, stage), inp, out, stats or StageStats())
+    finally:
+        out.close()
+    return await reader

@@ -16,12 +16,11 @@ import threading
 import anyio
 import pytest
 
+from helpers import drive, filled
 from pipework import Retry
-from pipework._channel import Channel
 from pipework._errors import ItemCancelledError, ItemTimeoutError
 from pipework._model._specs import label, map_spec
 from pipework._observe._report import StageStats
-from pipework._packet import Packet
 from pipework._stages._async import held_for_the_stage, run_async
 from pipework._worker._ops import BatchLengthError
 
@@ -34,32 +33,9 @@ def spec(fn, op="map", **options):
     return map_spec(op, fn, index=1, **settings)
 
 
-def filled(n):
-    inp = Channel(max(n, 1))
-    inp.put_nowait(Packet(range(n), list(range(n))))
-    inp.close()
-    return inp
-
-
-async def drain(channel, seen=None):
-    out = []
-    while (got := await channel.take()) is not None:
-        out.extend(zip(got.index, got.items, strict=True))
-        if seen is not None:
-            seen(out)
-    return out
-
-
 async def run(stage, inp, out=None, stats=None, seen=None):
     """Run the stage with a reader on its output, and return what it put out."""
-    out = out or Channel(100)
-    reader = asyncio.create_task(drain(out, seen))
-    try:
-        with anyio.fail_after(20):
-            await run_async(stage, label(1, stage), inp, out, stats or StageStats())
-    finally:
-        out.close()
-    return await reader
+    return await drive(run_async, stage, inp, out=out, stats=stats, seen=seen, limit=20)
 
 
 class Counter:
@@ -90,7 +66,7 @@ async def test_no_more_than_concurrency_calls_run_at_once_and_that_many_do(concu
         return x * 2
 
     stats = StageStats()
-    got = await run(spec(fn, concurrency=concurrency), filled(40), stats=stats)
+    got = await run(spec(fn, concurrency=concurrency), filled(range(40)), stats=stats)
     assert got == [(i, i * 2) for i in range(40)]
     assert counter.most == concurrency
     assert (stats.items_in, stats.items_out) == (40, 40)
@@ -105,7 +81,7 @@ async def test_outputs_keep_input_order_when_calls_finish_back_to_front():
         finished[x].set()
         return x
 
-    task = asyncio.create_task(run(spec(fn, concurrency=4), filled(4)))
+    task = asyncio.create_task(run(spec(fn, concurrency=4), filled(range(4))))
     with anyio.fail_after(10):
         for i in (3, 2, 1, 0):
             gates[i].set()
@@ -125,7 +101,7 @@ async def test_unordered_outputs_come_as_the_calls_finish():
             gates[3 - len(out)].set()
 
     gates[3].set()
-    got = await run(spec(fn, concurrency=4, ordered=False), filled(4), seen=seen)
+    got = await run(spec(fn, concurrency=4, ordered=False), filled(range(4)), seen=seen)
     assert [i for i, _ in got] == [3, 2, 1, 0]
 
 
@@ -138,7 +114,7 @@ async def test_an_async_batch_function_gets_batches_of_max_size_concurrency_at_a
         return [x + 100 for x in batch]
 
     stage = spec(fn, "map_batches", concurrency=2, max_size=3)
-    got = await run(stage, filled(10), stats=(stats := StageStats()))
+    got = await run(stage, filled(range(10)), stats=(stats := StageStats()))
     assert got == [(i, i + 100) for i in range(10)]
     assert batches == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
     assert counter.most == 2
@@ -154,7 +130,7 @@ async def test_a_sync_batch_function_without_workers_runs_here_one_batch_at_a_ti
 
     stage = spec(fn, "map_batches", max_size=4)
     assert stage.mode == "inline"
-    got = await run(stage, filled(9))
+    got = await run(stage, filled(range(9)))
     assert got == [(i, i * 3) for i in range(9)]
     assert batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
 
@@ -179,7 +155,7 @@ def hangs_on_2(cleaned):
 async def test_a_call_past_its_timeout_fails_its_item_after_its_cleanup_ran():
     cleaned, stats = [], StageStats()
     stage = spec(hangs_on_2(cleaned), timeout=0.05, errors="skip")
-    got = await run(stage, filled(5), stats=stats)
+    got = await run(stage, filled(range(5)), stats=stats)
     assert got == [(i, i) for i in (0, 1, 3, 4)]
     assert sorted(cleaned) == [0, 1, 2, 3, 4]  # the cancelled call's finally ran too
     [failure] = stats.failures
@@ -192,7 +168,7 @@ async def test_a_call_past_its_timeout_fails_its_item_after_its_cleanup_ran():
 async def test_a_timeout_is_raised_naming_the_stage_and_item():
     stage = spec(hangs_on_2([]), timeout=0.05)
     with pytest.raises(ItemTimeoutError, match=r"longer than its timeout of 0\.05 s") as caught:
-        await run(stage, filled(5))
+        await run(stage, filled(range(5)))
     assert f"pipework: in stage {label(1, stage)}, on item 2: 2" in caught.value.__notes__
 
 
@@ -207,7 +183,7 @@ async def test_a_timed_out_item_can_be_retried_and_then_succeed():
         return x
 
     stage = spec(fn, timeout=0.05, retry=Retry(attempts=2, base_delay=0))
-    assert await run(stage, filled(3), stats=stats) == [(0, 0), (1, 1), (2, 2)]
+    assert await run(stage, filled(range(3)), stats=stats) == [(0, 0), (1, 1), (2, 2)]
     assert sorted(tries) == [0, 1, 1, 2]
     assert (stats.retried, stats.failed) == (1, 0)
 
@@ -222,7 +198,7 @@ async def test_an_async_generator_flat_map_puts_out_every_item_it_yields():
             yield f"{x}.{i}"
 
     stats = StageStats()
-    got = await run(spec(expand, "flat_map", concurrency=4), filled(4), stats=stats)
+    got = await run(spec(expand, "flat_map", concurrency=4), filled(range(4)), stats=stats)
     assert got == [(1, "1.0"), (2, "2.0"), (2, "2.1"), (3, "3.0"), (3, "3.1"), (3, "3.2")]
     assert (stats.items_in, stats.items_out) == (4, 6)
 
@@ -235,7 +211,7 @@ async def test_an_async_generator_that_fails_midway_puts_out_none_of_its_items()
         yield -x
 
     stats = StageStats()
-    got = await run(spec(expand, "flat_map", errors="skip"), filled(4), stats=stats)
+    got = await run(spec(expand, "flat_map", errors="skip"), filled(range(4)), stats=stats)
     assert got == [(0, 0), (0, 0), (1, 1), (1, -1), (3, 3), (3, -3)]
     assert [f.index for f in stats.failures] == [2]
 
@@ -254,7 +230,7 @@ async def test_an_async_generator_past_its_timeout_is_closed():
 
     stats = StageStats()
     stage = spec(expand, "flat_map", timeout=0.05, errors="skip")
-    assert await run(stage, filled(3), stats=stats) == [(0, 0), (2, 2)]
+    assert await run(stage, filled(range(3)), stats=stats) == [(0, 0), (2, 2)]
     assert sorted(closed) == [0, 1, 2]
     assert isinstance(stats.failures[0].error, ItemTimeoutError)
 
@@ -264,7 +240,7 @@ async def test_an_async_filter_keeps_the_items_it_says_yes_to_by_their_index():
         await asyncio.sleep(0)
         return x % 2 == 0
 
-    assert await run(spec(even, "filter", concurrency=3), filled(7)) == [
+    assert await run(spec(even, "filter", concurrency=3), filled(range(7))) == [
         (0, 0),
         (2, 2),
         (4, 4),
@@ -282,7 +258,7 @@ async def test_a_cancelled_error_from_the_function_fails_only_its_item():
         return x
 
     stats = StageStats()
-    got = await run(spec(fn, errors="skip"), filled(3), stats=stats)
+    got = await run(spec(fn, errors="skip"), filled(range(3)), stats=stats)
     assert got == [(0, 0), (2, 2)]
     [failure] = stats.failures
     assert failure.index == 1
@@ -297,7 +273,7 @@ async def test_a_failed_batch_fails_every_item_in_it():
 
     stats = StageStats()
     stage = spec(fn, "map_batches", max_size=3, errors="skip")
-    got = await run(stage, filled(8), stats=stats)
+    got = await run(stage, filled(range(8)), stats=stats)
     assert [i for i, _ in got] == [0, 1, 2, 6, 7]
     assert [f.index for f in stats.failures] == [3, 4, 5]
     assert stats.failed == 3
@@ -306,7 +282,7 @@ async def test_a_failed_batch_fails_every_item_in_it():
 async def test_a_batch_function_that_returns_too_few_results_fails_its_batch():
     stage = spec(lambda batch: batch[:-1], "map_batches", max_size=2)
     with pytest.raises(BatchLengthError, match="returned 1 results for 2 items") as caught:
-        await run(stage, filled(4))
+        await run(stage, filled(range(4)))
     assert any("on a batch of 2 items from item 0" in note for note in caught.value.__notes__)
 
 
@@ -320,7 +296,7 @@ async def test_setup_runs_once_in_a_thread_and_its_state_comes_first():
     async def fn(state, x):
         return state + x
 
-    got = await run(spec(fn, setup=setup), filled(3))
+    got = await run(spec(fn, setup=setup), filled(range(3)))
     assert got == [(0, 1000), (1, 1001), (2, 1002)]
     assert len(threads) == 1
     assert threads[0] is not threading.main_thread()  # the loop was never stalled by it
@@ -356,7 +332,7 @@ class Session:
 
 async def test_a_function_that_is_an_async_context_manager_is_entered_around_the_stage():
     session = Session()
-    assert await run(spec(session, concurrency=2), filled(3)) == [(0, 0), (1, 1), (2, 2)]
+    assert await run(spec(session, concurrency=2), filled(range(3))) == [(0, 0), (1, 1), (2, 2)]
     assert session.log[0] == "enter"
     assert sorted(session.log[1:-1]) == [0, 1, 2]
     assert session.log[-1] == "exit"
@@ -366,7 +342,7 @@ async def test_a_function_that_is_an_async_context_manager_is_entered_around_the
 async def test_it_is_exited_with_the_error_that_ended_the_stage():
     session = Session(fail_on=1)
     with pytest.raises(ValueError, match="1"):
-        await run(spec(session), filled(3))
+        await run(spec(session), filled(range(3)))
     assert session.log[-1] == "exit"
     assert session.exited_with is ValueError
 
@@ -387,7 +363,7 @@ class Waiting(Session):
 
 async def test_it_is_exited_when_the_stage_is_cancelled():
     session = Waiting()
-    task = asyncio.create_task(run(spec(session), filled(3)))
+    task = asyncio.create_task(run(spec(session), filled(range(3))))
     with anyio.fail_after(10):
         await session.started.wait()
     task.cancel()

@@ -23,7 +23,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from helpers import alive
+from helpers import alive, drive, filled
 from pipework import Retry
 from pipework._channel import Channel
 from pipework._errors import (
@@ -35,7 +35,6 @@ from pipework._errors import (
 )
 from pipework._model._specs import label, map_spec
 from pipework._observe._report import StageStats
-from pipework._packet import Packet
 from pipework._stages._pooled import MAX_DEATHS, run_pooled
 
 pytestmark = pytest.mark.timeout(60)
@@ -47,32 +46,9 @@ def spec(fn, op="map", *, on="thread", workers=2, **options):
     return map_spec(op, fn, index=1, **settings)
 
 
-def filled(items):
-    inp = Channel(max(len(items), 1))
-    inp.put_nowait(Packet(range(len(items)), list(items)))
-    inp.close()
-    return inp
-
-
-async def drain(channel, seen=None):
-    out = []
-    while (got := await channel.take()) is not None:
-        out.extend(zip(got.index, got.items, strict=True))
-        if seen is not None:
-            seen(out)
-    return out
-
-
 async def run(stage, inp, out=None, stats=None, seen=None):
     """Run the stage with a reader on its output, and return what it put out."""
-    out = out or Channel(100)
-    reader = asyncio.create_task(drain(out, seen))
-    try:
-        with anyio.fail_after(50):
-            await run_pooled(stage, label(1, stage), inp, out, stats or StageStats())
-    finally:
-        out.close()
-    return await reader
+    return await drive(run_pooled, stage, inp, out=out, stats=stats, seen=seen, limit=50)
 
 
 def wait_for(path, limit=30.0):
