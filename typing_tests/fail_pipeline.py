@@ -91,3 +91,12 @@ def graph_mistakes() -> None:
     merged = pipework.merge(ints, ints.map(str))
     one: Pipeline[int] = merged  # E: [assignment] "Pipeline[int | str]"
     pipework.zip(ints, ints.sink(print))  # E: [call-overload]
+
+
+def takes_report(report: Report) -> None:
+    pass
+
+
+async def progress_mistakes() -> None:
+    await Pipeline(range(3)).run(progress="yes")  # E: [arg-type] "progress"
+    await Pipeline(range(3)).run(progress=takes_report)  # E: [arg-type] "progress"

@@ -6,8 +6,10 @@ Nothing here runs; ``tests/test_typing.py`` checks it with mypy.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import assert_type
+
+from prometheus_client.metrics_core import Metric
 
 import pipework
 from pipework import Pipeline, Report, Stream, http
@@ -200,3 +202,16 @@ async def service_types() -> None:
     async with words.open(results="list") as service:
         assert_type(service, pipework.Service[list[str]])
         assert_type(await service.submit("a b"), list[str])
+
+
+def on_snapshot(snapshot: pipework.Snapshot) -> None:
+    assert_type(snapshot.bottleneck, pipework.Bottleneck | None)
+
+
+async def seeing_types() -> None:
+    assert_type(await Pipeline(range(3)).map(show).run(progress=True), Report)
+    assert_type(await Pipeline(range(3)).map(show).run(progress=on_snapshot), Report)
+    assert_type(await pipework.map(show, range(3), progress=True), list[str])
+    async with Pipeline(range(3)).map(show).stream(progress=on_snapshot) as outputs:
+        assert_type(outputs.snapshot(), pipework.Snapshot)
+    assert_type(pipework.prometheus_collector(outputs.snapshot).collect(), Iterator[Metric])
