@@ -147,7 +147,7 @@ def test_chaos_workload_loses_nothing_and_reports_broken_pools(bench, monkeypatc
     assert ours_pool[6] == "yes"  # if not, the cell says why the pool could not run a call
 
 
-def serving_runs(serving):
+def serving_runs(figures):
     """Closed-loop runs and three open-loop rates per mode, with made-up figures."""
 
     def run(batch, load, offered, throughput, p99):
@@ -157,7 +157,7 @@ def serving_runs(serving):
             "p99": p99,
             "call_p50": 0.008,
         }
-        return serving.Run(batch, load, offered, found)
+        return figures.Run(batch, load, offered, found)
 
     return [
         run(True, None, None, 1000.0, 0.2),
@@ -172,20 +172,20 @@ def serving_runs(serving):
 
 
 def test_serving_gain_compares_rates_sustained_within_one_p99(bench):
-    from benchmarks.workloads import serving
+    from benchmarks.workloads import serving_figures as figures
 
-    runs = serving_runs(serving)
+    runs = serving_runs(figures)
     assert not runs[-1].sustained()
-    assert serving.best_within(runs, 0.1, batch=True).offered == 500.0
-    assert serving.best_within(runs, 0.1, batch=False).offered == 150.0
-    assert serving.best_within(runs, 0.02, batch=True) is None  # batching's wait costs more
-    assert serving.ceiling(runs, runs[5]) == 270.0  # the next rate measured, which missed
-    assert serving.ceiling(runs, runs[6]) == 1000.0  # none above: closed-loop throughput
-    gain, least, most = serving.gain_between(runs, 0.1)
+    assert figures.best_within(runs, 0.1, batch=True).offered == 500.0
+    assert figures.best_within(runs, 0.1, batch=False).offered == 150.0
+    assert figures.best_within(runs, 0.02, batch=True) is None  # batching's wait costs more
+    assert figures.ceiling(runs, runs[5]) == 270.0  # the next rate measured, which missed
+    assert figures.ceiling(runs, runs[6]) == 1000.0  # none above: closed-loop throughput
+    gain, least, most = figures.gain_between(runs, 0.1)
     assert gain == pytest.approx(500 / 150)
     assert least == pytest.approx(500 / 270)
     assert most == pytest.approx(900 / 150)
-    target = serving._gain_target(runs)
+    target = figures._gain_target(runs)
     assert target.met is True
     assert target.measured.startswith("3.33x: 500/s (50%) batched vs 150/s (50%) one by one")
 
