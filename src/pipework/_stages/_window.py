@@ -26,6 +26,7 @@ instead of one of them running a last full chunk alone.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import Any
@@ -112,17 +113,16 @@ class Window:
 
     async def _largest_chunk(self) -> int:
         """Wait for room under the limit; return the size the next chunk may reach."""
+        if self._room is not None:
+            while self._room < 1:
+                self._room_freed.clear()
+                await self._room_freed.wait()
         largest = self._chunk()
         if self._slots > 1 and self._inp.closed:  # what is left is all there is
             if self._share is None:  # shared once, so the last chunks are alike
-                self._share = max(1, -(-len(self._inp) // self._slots))
+                self._share = max(1, math.ceil(len(self._inp) / self._slots))
             largest = min(largest, self._share)
-        if self._room is None:
-            return largest
-        while self._room < 1:
-            self._room_freed.clear()
-            await self._room_freed.wait()
-        return min(largest, self._room)
+        return largest if self._room is None else min(largest, self._room)
 
     async def _top_up(self, packet: Packet[Any], largest: int) -> Packet[Any]:
         """Grow a chunk short of ``largest`` with what the producer puts, a loop turn at a time.
