@@ -88,6 +88,21 @@ def test_the_advice_fits_where_the_stage_runs(kind, says):
     assert says in found.advice
 
 
+@pytest.mark.parametrize(
+    ("kind", "capacity", "says"),
+    [
+        ("async map", 8, "busy 90% of its concurrency of 8"),
+        ("thread map", 4, "busy 90% across its 4 workers"),
+        ("inline map", 1, "busy 90% of the run, on the event loop"),
+        ("sink", 1, "busy 90% of the run"),
+    ],
+)
+def test_the_evidence_says_busy_in_the_stages_own_terms(kind, capacity, says):
+    found = find_bottleneck([figures("s", kind, busy=0.9, capacity=capacity)])
+    assert found is not None
+    assert found.evidence.startswith(says)
+
+
 def test_a_source_that_waits_on_its_iterator_is_named_as_the_limit():
     found = find_bottleneck(
         [figures("feed", "source", busy=0.9, out=0.0), figures("f", "thread map", busy=0.1)]

@@ -115,6 +115,8 @@ def _evidence(stage: Figures) -> str:
         said = f"it spent {busy:.0%} of the run waiting on its iterator for the next item"
     elif stage.kind == "sink":
         said = f"busy {busy:.0%} of the run"
+    elif stage.kind.startswith("inline"):
+        said = f"busy {busy:.0%} of the run, on the event loop"
     else:
         slots = (
             f"across its {stage.capacity} workers"
