@@ -76,11 +76,25 @@ def serve(
 ) -> dict[str, Any]:
     """Run the demo once, quietly, and return its figures (runs in a `cell` child)."""
     import pipework
-    from pipework._demo import DemoOptions
     from pipework._demo._job import run_job
     from pipework._loop import running_loop_name
 
-    options = DemoOptions(
+    options = _options(rate, seconds, max_batch, max_wait, batch=batch)
+
+    async def measure() -> tuple[Any, str]:
+        return await run_job(options, say=False), running_loop_name()
+
+    outcome, loop = pipework.run_main(measure)
+    return figures(outcome.results, outcome.warmup_seconds, loop)
+
+
+def _options(
+    rate: float | None, seconds: float, max_batch: int, max_wait: float, *, batch: bool
+) -> Any:
+    """The demo's options for one run: a count of records at ``rate``, or a duration."""
+    from pipework._demo import DemoOptions
+
+    return DemoOptions(
         count=None if rate is None else max(1, round(rate * seconds)),
         rate=rate,
         duration=seconds,
@@ -90,30 +104,14 @@ def serve(
         progress=False,
     )
 
-    async def measure() -> tuple[Any, str]:
-        return await run_job(options, say=False), running_loop_name()
-
-    outcome, loop = pipework.run_main(measure)
-    return figures(outcome.results, outcome.warmup_seconds, loop)
-
 
 def serve_by_hand(
     *, rate: float | None, seconds: float, max_batch: int, max_wait: float
 ) -> dict[str, Any]:
     """Run the demo's job written by hand once, batched, and return its figures (in a child)."""
-    from pipework._demo import DemoOptions
-
     from .handwritten import main
 
-    options = DemoOptions(
-        count=None if rate is None else max(1, round(rate * seconds)),
-        rate=rate,
-        duration=seconds,
-        max_batch=max_batch,
-        max_wait=max_wait,
-        progress=False,
-    )
-    found, warmup, loop = main(options)
+    found, warmup, loop = main(_options(rate, seconds, max_batch, max_wait, batch=True))
     return figures(found, warmup, loop)
 
 

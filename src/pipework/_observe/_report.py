@@ -8,11 +8,16 @@ as a live `Snapshot` (`_snapshot.Monitor`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 from .._model._failure import Failure
 from ._bottleneck import Bottleneck, find_bottleneck
 from ._latency import Histogram, Latency
+
+if TYPE_CHECKING:
+    from ._snapshot import StageSnapshot
 
 
 class StageStats:
@@ -99,6 +104,20 @@ class StageReport:
     output_fill_mean: float | None = None
 
 
+Named = TypeVar("Named", bound="StageReport | StageSnapshot")
+
+
+def first_named(stages: Sequence[Named], name: str) -> Named:
+    """Return the first of ``stages`` called ``name``: a report's or a snapshot's lookup.
+
+    :raises KeyError: if no stage has that name
+    """
+    for stage in stages:
+        if stage.name == name:
+            return stage
+    raise KeyError(name)
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     """The outcome of a run: one `StageReport` per stage, upstream first.
@@ -121,10 +140,7 @@ class Report:
 
         :raises KeyError: if no stage has that name
         """
-        for stage in self.stages:
-            if stage.name == name:
-                return stage
-        raise KeyError(name)
+        return first_named(self.stages, name)
 
     @property
     def failures(self) -> tuple[Failure, ...]:

@@ -25,7 +25,7 @@ from .._model._graph import Graph, Node
 from .._model._specs import MapSpec, SinkSpec, SourceSpec, StageSpec
 from ._bottleneck import Bottleneck, find_bottleneck
 from ._latency import Latency
-from ._report import Report, StageReport, StageStats
+from ._report import Report, StageReport, StageStats, first_named
 
 RECENT = 5.0
 """Seconds over which `StageSnapshot.recent_rate` is measured, at least (see `Monitor`)."""
@@ -111,10 +111,7 @@ class Snapshot:
 
         :raises KeyError: if no stage has that name
         """
-        for stage in self.stages:
-            if stage.name == name:
-                return stage
-        raise KeyError(name)
+        return first_named(self.stages, name)
 
     @property
     def bottleneck(self) -> Bottleneck | None:
